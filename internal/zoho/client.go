@@ -188,7 +188,9 @@ func WithDebug(on bool) Option { return func(o *clientOptions) { o.debug = on } 
 func WithUserAgent(ua string) Option { return func(o *clientOptions) { o.userAgent = ua } }
 
 // WithRefresherOptions tunes the built-in Refresher (margin, clock).
-func WithRefresherOptions(r RefresherOptions) Option { return func(o *clientOptions) { o.refresher = r } }
+func WithRefresherOptions(r RefresherOptions) Option {
+	return func(o *clientOptions) { o.refresher = r }
+}
 
 // WithCOQLPageSize sets the LIMIT used by COQLAll pages (default 2000, Zoho's v8 maximum).
 func WithCOQLPageSize(n int) Option { return func(o *clientOptions) { o.coqlPageSize = n } }
