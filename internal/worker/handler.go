@@ -1,0 +1,88 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
+)
+
+// Message is one delivered event.
+type Message struct {
+	Envelope  *events.Envelope
+	Subject   string
+	Sequence  uint64 // stream sequence
+	Delivered int    // 1 on first delivery
+	Partition int
+	msg       jetstream.Msg
+}
+
+// InProgress tells JetStream the event is still being worked on, resetting
+// its ack timer. The Runner already does this periodically.
+func (m *Message) InProgress() error {
+	if m.msg == nil {
+		return nil
+	}
+	return m.msg.InProgress()
+}
+
+// Handler processes one event. Returning nil acknowledges it.
+type Handler interface {
+	Handle(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Middleware wraps a Handler.
+type Middleware func(Handler) Handler
+
+// Chain applies middlewares so that the first one listed is the outermost.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// ErrPermanent marks failures that retrying cannot fix (a rule error, Zoho
+// refusing the data). Wrap it, or implement Permanent() bool.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err so the Runner dead-letters the event at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
+// IsPermanent reports whether err must not be retried.
+func IsPermanent(err error) bool {
+	if errors.Is(err, ErrPermanent) {
+		return true
+	}
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// RetryAfter extracts a wait the failure asked for (for example Zoho's
+// rate-limit reset), or 0.
+func RetryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}

@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"slices"
+	"sync"
+)
+
+// lanes keeps events of one record in order within this process. Pinned
+// partition consumers guarantee a record's events reach only one process at
+// a time, so in-process order is per-record order.
+//
+// A lane runs one event at a time; newer events of the record wait in its
+// queue (unacknowledged, kept alive with in-progress acks). When an event
+// fails and is nak'ed for a later retry, the lane is blocked by it: the
+// queue is held, not nak'ed (a nak would spend the queued events'
+// deliveries), until the blocker comes back and is handled or dead-lettered.
+// So an update never overtakes the create that failed before it.
+type lanes struct {
+	mu sync.Mutex
+	m  map[string]*lane
+}
+
+type lane struct {
+	running   bool
+	queue     []*Message // sorted by stream sequence
+	blockedBy uint64     // sequence of the event awaiting its retry; 0 = none
+}
+
+func newLanes() *lanes { return &lanes{m: map[string]*lane{}} }
+
+// admit reports whether m should run now; otherwise it is queued.
+func (l *lanes) admit(key string, m *Message) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ln := l.m[key]
+	if ln == nil {
+		ln = &lane{}
+		l.m[key] = ln
+	}
+	if i, found := slices.BinarySearchFunc(ln.queue, m.Sequence, cmpSeq); found {
+		// A redelivery of a message we hold (its ack wait lapsed): keep the
+		// newest handle, run it once.
+		ln.queue[i] = m
+		return false
+	}
+	if !ln.running && (ln.blockedBy == 0 || ln.blockedBy == m.Sequence) {
+		ln.running = true
+		return true
+	}
+	i, _ := slices.BinarySearchFunc(ln.queue, m.Sequence, cmpSeq)
+	ln.queue = slices.Insert(ln.queue, i, m)
+	return false
+}
+
+func cmpSeq(m *Message, seq uint64) int {
+	switch {
+	case m.Sequence < seq:
+		return -1
+	case m.Sequence > seq:
+		return 1
+	}
+	return 0
+}
+
+// done records the outcome of the running message and returns the next one
+// of the record to run, if any.
+func (l *lanes) done(key string, m *Message, failedForRetry bool) *Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ln := l.m[key]
+	ln.running = false
+	if failedForRetry {
+		ln.blockedBy = m.Sequence
+		return nil
+	}
+	if ln.blockedBy == m.Sequence {
+		ln.blockedBy = 0
+	}
+	if ln.blockedBy == 0 && len(ln.queue) > 0 {
+		next := ln.queue[0]
+		ln.queue = ln.queue[1:]
+		ln.running = true
+		return next
+	}
+	if ln.blockedBy == 0 && len(ln.queue) == 0 {
+		delete(l.m, key) // only records with work or a blocker stay
+	}
+	return nil
+}
+
+// held returns the queued messages (to keep them alive or release them).
+func (l *lanes) held() []*Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*Message
+	for _, ln := range l.m {
+		out = append(out, ln.queue...)
+	}
+	return out
+}
