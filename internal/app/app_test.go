@@ -1,0 +1,89 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The README's first command: -dev starts everything, prints a curl that
+// works, and the event reaches the in-process worker.
+func TestDevModeEndToEnd(t *testing.T) {
+	var stdout, stderr syncBuffer
+	var o ReceiverOptions
+	o.Addr, o.Dev, o.Connection, o.BodyLimit = "127.0.0.1:0", true, "default", 1<<20
+	o.PublishTimeout, o.ShutdownGrace, o.LogLevel = 2*time.Second, 5*time.Second, "info"
+	o.NATS = NATSOptions{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
+	o.Worker = WorkerOptions{Rules: "../../rules.yaml", AckWait: 30 * time.Second, MaxDeliver: 5, EventTimeout: time.Minute, ShutdownGrace: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunReceiver(ctx, o, &stdout, &stderr) }()
+
+	var curl []string
+	waitUntil(t, "banner with a curl", func() bool {
+		curl = regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`).FindStringSubmatch(stdout.String())
+		return curl != nil
+	})
+	resp, err := http.Post(curl[1], "application/json", strings.NewReader(curl[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"accepted":1`) {
+		t.Fatalf("sample curl: %d %s", resp.StatusCode, body)
+	}
+	waitUntil(t, "worker handled the event", func() bool {
+		return strings.Contains(stderr.String(), "event handled") && strings.Contains(stderr.String(), "record_id=5725767000000524157")
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not shut down")
+	}
+	if !strings.Contains(stderr.String(), "receiver stopped") {
+		t.Fatalf("no clean stop in logs:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), devToken) {
+		t.Fatal("logs contain the notification token")
+	}
+}

@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zohook/zohook/internal/config"
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/receiver"
+)
+
+// ReceiverOptions are the receiver's settings (flags / ZOHOOK_* env).
+type ReceiverOptions struct {
+	Addr           string
+	Dev            bool
+	CRMTokens      config.StringList
+	Connection     string
+	BodyLimit      int64
+	PublishTimeout time.Duration
+	ShutdownGrace  time.Duration
+	LogFormat      string
+	LogLevel       string
+	NATS           NATSOptions
+	Worker         WorkerOptions // used by -dev's in-process worker
+}
+
+// Register adds the receiver's flags to fs.
+func (o *ReceiverOptions) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Addr, "addr", ":8080", "HTTP listen `address` for Zoho callbacks, /healthz, /readyz and /metrics")
+	fs.BoolVar(&o.Dev, "dev", false, "all in one process: embedded NATS, the receiver, an in-process worker, and a fake Zoho when no Zoho credentials are set; text logs")
+	fs.Var(&o.CRMTokens, "crm-notify-tokens", "comma-separated `tokens` accepted on /zoho/crm/notify (list old and new while rotating)")
+	fs.StringVar(&o.Connection, "connection", "default", "Zoho connection `name` events are attributed to")
+	fs.Int64Var(&o.BodyLimit, "body-limit", 1<<20, "largest callback body in `bytes`; larger ones get 413")
+	fs.DurationVar(&o.PublishTimeout, "publish-timeout", 10*time.Second, "how long to retry storing an event before answering 503")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight requests and events may finish")
+	fs.StringVar(&o.LogFormat, "log-format", "", "json or text (default json, text with -dev)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	o.NATS.Register(fs, true)
+	fs.StringVar(&o.Worker.Rules, "rules", "rules.yaml", "rules `file` for the in-process worker of -dev")
+}
+
+// RunReceiver runs the receiver (and with -dev the whole system) until ctx
+// ends, then shuts down gracefully.
+func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Writer) error {
+	if o.LogFormat == "" {
+		o.LogFormat = map[bool]string{true: "text", false: "json"}[o.Dev]
+	}
+	log, err := NewLogger(stderr, o.LogFormat, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	var dev *devEnv
+	if o.Dev {
+		if dev, err = startDev(ctx, &o, log); err != nil {
+			return err
+		}
+		defer dev.Close()
+	}
+	if len(o.CRMTokens) == 0 {
+		log.Warn("no -crm-notify-tokens configured: every CRM notification will be refused with 401")
+	}
+	bb, err := OpenBackbone(ctx, o.NATS, "zohook-receiver", true, log)
+	if err != nil {
+		return err
+	}
+	defer bb.Close()
+
+	reg := prometheus.NewRegistry()
+	srv, err := receiver.New(receiver.Config{
+		Publisher:  events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
+		Ready:      bb.Ready,
+		CRMTokens:  receiver.NewStaticTokens(o.CRMTokens),
+		Connection: o.Connection,
+		BodyLimit:  o.BodyLimit,
+		Logger:     log,
+		Registry:   reg,
+	})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Addr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	log.Info("receiver listening", "addr", l.Addr().String())
+
+	workerDone := make(chan error, 1)
+	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	if o.Dev {
+		go func() { workerDone <- runWorkerOn(wctx, bb, o.Worker, log, reg) }()
+		printDevBanner(stdout, l.Addr().String(), bb, dev, o.CRMTokens[0])
+	} else {
+		close(workerDone)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down: no new requests; finishing in-flight ones")
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("shutdown", "err", err)
+	}
+	stopWorker()
+	if err := <-workerDone; err != nil {
+		log.Warn("in-process worker", "err", err)
+	}
+	log.Info("receiver stopped")
+	return nil
+}

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/worker"
+)
+
+// WorkerOptions are the worker's settings (flags / ZOHOOK_* env).
+type WorkerOptions struct {
+	Rules         string
+	Concurrency   int
+	MaxDeliver    int
+	AckWait       time.Duration
+	EventTimeout  time.Duration
+	MetricsAddr   string
+	ShutdownGrace time.Duration
+	LogFormat     string
+	LogLevel      string
+	NATS          NATSOptions
+}
+
+// Register adds the worker's flags to fs.
+func (o *WorkerOptions) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Rules, "rules", "rules.yaml", "rules `file` (hot-reloaded)")
+	o.registerTuning(fs)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "listen `address` for /healthz, /readyz and /metrics; empty for none")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight events may finish before they are released for redelivery")
+	fs.StringVar(&o.LogFormat, "log-format", "json", "json or text")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	o.NATS.Register(fs, false)
+}
+
+func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "events handled at once (events of one record always run in order)")
+	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
+	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
+	fs.DurationVar(&o.EventTimeout, "event-timeout", 5*time.Minute, "longest one attempt at an event may take")
+}
+
+// RunWorker connects to NATS and runs the worker until ctx ends.
+func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
+	log, err := NewLogger(stderr, o.LogFormat, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	bb, err := OpenBackbone(ctx, o.NATS, "zohook-worker", false, log)
+	if err != nil {
+		return err
+	}
+	defer bb.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if o.MetricsAddr != "" {
+		stop, err := serveOps(o.MetricsAddr, bb, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return runWorkerOn(ctx, bb, o, log, reg)
+}
+
+// runWorkerOn runs the worker on an open backbone (shared by -dev).
+func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.Logger, reg *prometheus.Registry) error {
+	h, err := buildHandler(ctx, o, log, reg)
+	if err != nil {
+		return err
+	}
+	runner, err := worker.NewRunner(worker.Config{
+		JS:            bb.JS,
+		Stream:        bb.Stream,
+		Consumer:      events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait},
+		Handler:       worker.Chain(h, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
+		Concurrency:   o.Concurrency,
+		ShutdownGrace: o.ShutdownGrace,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	return runner.Run(ctx)
+}
+
+// serveOps serves /healthz, /readyz and /metrics for the worker.
+func serveOps(addr string, bb *Backbone, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := bb.Ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"error\":%q}\n", err.Error())
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ops server", "err", err)
+		}
+	}()
+	log.Info("worker ops endpoints", "addr", l.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
+
+// buildHandler returns the event handler. Until the rules engine is wired
+// (issue 5) the worker only logs and acknowledges each event.
+func buildHandler(_ context.Context, _ WorkerOptions, _ *slog.Logger, _ *prometheus.Registry) (worker.Handler, error) {
+	return worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error { return nil }), nil
+}
