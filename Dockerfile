@@ -17,5 +17,6 @@ ENV ZOHOOK_RULES=/etc/zohook/rules.yaml \
     ZOHOOK_DATA_DIR=/var/lib/zohook/data
 USER nonroot:nonroot
 EXPOSE 8080 9090
-# Run the worker with: docker run IMAGE worker -nats-url nats://...
-ENTRYPOINT ["/usr/local/bin/receiver"]
+# docker run IMAGE            → the receiver
+# docker run IMAGE worker ...  → a worker
+CMD ["receiver"]
