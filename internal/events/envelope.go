@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,6 +67,19 @@ type Envelope struct {
 	Raw           json.RawMessage `json:"raw,omitempty"` // the callback body, secrets removed
 	// Origin is set on events that zohook itself caused (loop detection); empty for Zoho's.
 	Origin string `json:"origin,omitempty"`
+	// Replay is non-zero when an operator re-published the event (DLQ replay
+	// or history replay). The id stays the same, so steps already done are
+	// not repeated; only the message id changes, see MsgID.
+	Replay int64 `json:"replay,omitempty"`
+}
+
+// MsgID is the Nats-Msg-Id of the envelope: its id, plus the replay number
+// for a replay (which must not be swallowed by the duplicate window).
+func MsgID(e *Envelope) string {
+	if e.Replay == 0 {
+		return e.ID
+	}
+	return e.ID + "/replay/" + strconv.FormatInt(e.Replay, 10)
 }
 
 // Validate checks the fields every consumer relies on.

@@ -95,7 +95,7 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 	}
 	subj := Subject(e, p.partitions)
 	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
 	msg.Header.Set(HeaderSource, string(e.Source))
 	msg.Header.Set(HeaderRecordKey, RecordKey(e))
 

@@ -1,0 +1,188 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
+)
+
+// DeadLetter is what the dead-letter stream keeps about an event that will
+// not be retried: the event itself and why it died.
+type DeadLetter struct {
+	Event      *events.Envelope `json:"event"`
+	Rule       string           `json:"rule,omitempty"`
+	Step       string           `json:"step,omitempty"`
+	Action     string           `json:"action,omitempty"`
+	Error      string           `json:"error"`
+	Permanent  bool             `json:"permanent"`   // false: it ran out of deliveries
+	Attempts   int              `json:"attempts"`    // deliveries it had
+	Subject    string           `json:"subject"`     // where it lived in the events stream
+	StreamSeq  uint64           `json:"stream_seq"`  // its sequence there
+	ReceivedAt time.Time        `json:"received_at"` // when the receiver got it
+	DeadAt     time.Time        `json:"dead_at"`
+	Sequence   uint64           `json:"-"` // sequence in the DLQ stream (filled on read)
+}
+
+// DLQConfig configures the dead-letter stream. Zero fields take defaults.
+type DLQConfig struct {
+	// Stream name. Default "ZOHOOK_DLQ".
+	Stream string
+	// MaxAge of dead letters. Default 90 days: long enough to notice and fix.
+	MaxAge time.Duration
+	// Replicas. Default 1.
+	Replicas int
+}
+
+const dlqSubjectPrefix = "zohook.dlq."
+
+// DLQ stores dead letters in their own stream, one subject per event id
+// (keeping the latest dead letter of an event), and replays them.
+type DLQ struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+	events *events.Publisher
+}
+
+var _ DeadLetterer = (*DLQ)(nil)
+
+// ErrNotFound: no dead letter has that id.
+var ErrNotFound = errors.New("dead letter not found")
+
+// OpenDLQ creates or updates the dead-letter stream. pub republishes
+// replayed events into the events stream.
+func OpenDLQ(ctx context.Context, js jetstream.JetStream, cfg DLQConfig, pub *events.Publisher) (*DLQ, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = "ZOHOOK_DLQ"
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 90 * 24 * time.Hour
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              cfg.Stream,
+		Description:       "zohook dead letters: events that failed permanently or ran out of deliveries",
+		Subjects:          []string{dlqSubjectPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		MaxAge:            cfg.MaxAge,
+		Replicas:          cfg.Replicas,
+		MaxMsgsPerSubject: 1,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream %s: %w", cfg.Stream, err)
+	}
+	return &DLQ{js: js, stream: s, name: cfg.Stream, events: pub}, nil
+}
+
+// DeadLetter stores m with its cause. Only after JetStream acknowledged it
+// does the Runner ack the event in the main stream: nothing is dropped.
+func (d *DLQ) DeadLetter(ctx context.Context, m *Message, cause error) error {
+	dl := DeadLetter{
+		Event: m.Envelope, Error: errString(cause), Permanent: IsPermanent(cause), Attempts: m.Delivered,
+		Subject: m.Subject, StreamSeq: m.Sequence, ReceivedAt: m.Envelope.ReceivedAt, DeadAt: time.Now().UTC(),
+	}
+	var f *Failure
+	if errors.As(cause, &f) {
+		dl.Rule, dl.Step, dl.Action = f.Rule, f.Step, f.Action
+	}
+	b, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("dlq encode: %w", err)
+	}
+	msg := &nats.Msg{Subject: dlqSubjectPrefix + events.Token(m.Envelope.ID), Data: b, Header: nats.Header{}}
+	// One dead letter per delivery sequence: a retried DeadLetter call after a
+	// lost ack does not store it twice.
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq/%s/%d", m.Envelope.ID, m.Sequence))
+	if _, err := d.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(d.name)); err != nil {
+		return fmt.Errorf("dlq publish: %w", err)
+	}
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown"
+	}
+	return err.Error()
+}
+
+// List yields the dead letters, oldest first.
+func (d *DLQ) List(ctx context.Context) iter.Seq2[*DeadLetter, error] {
+	return func(yield func(*DeadLetter, error) bool) {
+		info, err := d.stream.Info(ctx)
+		if err != nil {
+			yield(nil, fmt.Errorf("dlq info: %w", err))
+			return
+		}
+		if info.State.Msgs == 0 {
+			return
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			raw, err := d.stream.GetMsg(ctx, seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue // superseded or removed
+			}
+			if err != nil {
+				yield(nil, fmt.Errorf("dlq get %d: %w", seq, err))
+				return
+			}
+			dl, err := decodeDeadLetter(raw)
+			if !yield(dl, err) {
+				return
+			}
+		}
+	}
+}
+
+// Get returns the dead letter of an event id.
+func (d *DLQ) Get(ctx context.Context, eventID string) (*DeadLetter, error) {
+	raw, err := d.stream.GetLastMsgForSubject(ctx, dlqSubjectPrefix+events.Token(eventID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, eventID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dlq get %s: %w", eventID, err)
+	}
+	return decodeDeadLetter(raw)
+}
+
+func decodeDeadLetter(raw *jetstream.RawStreamMsg) (*DeadLetter, error) {
+	var dl DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil {
+		return nil, fmt.Errorf("dlq entry %d: %w", raw.Sequence, err)
+	}
+	dl.Sequence = raw.Sequence
+	return &dl, nil
+}
+
+// Replay re-publishes the event into the events stream (a new message id,
+// the same event id, so journaled steps are not repeated and the current
+// rules run the rest), then removes the dead letter. If the removal fails the
+// event may be replayed twice; its journal keeps the effects single.
+func (d *DLQ) Replay(ctx context.Context, eventID string) error {
+	dl, err := d.Get(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	ev := *dl.Event
+	ev.Replay = time.Now().UnixNano()
+	if _, err := d.events.Publish(ctx, []*events.Envelope{&ev}); err != nil {
+		return fmt.Errorf("replay %s: %w", eventID, err)
+	}
+	if err := d.stream.DeleteMsg(ctx, dl.Sequence); err != nil {
+		return fmt.Errorf("replay %s: republished, but removing the dead letter failed: %w", eventID, err)
+	}
+	return nil
+}
