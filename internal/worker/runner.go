@@ -30,7 +30,7 @@ const (
 	OutcomeAcked        = "acked"
 	OutcomeRetried      = "retried"
 	OutcomeDeadLettered = "dead_lettered"
-	OutcomeInvalid      = "invalid"  // not an envelope
+	OutcomeInvalid      = "invalid" // not an envelope
 )
 
 // Config configures a Runner. Zero fields take the documented defaults.
