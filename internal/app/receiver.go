@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,8 @@ type ReceiverOptions struct {
 	LogLevel       string
 	NATS           NATSOptions
 	Worker         WorkerOptions // used by -dev's in-process worker
+	ConfigFile     string
+	Getenv         func(string) string // resolves secrets named in the config file; default os.Getenv
 }
 
 // Register adds the receiver's flags to fs.
@@ -42,6 +45,7 @@ func (o *ReceiverOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight requests and events may finish")
 	fs.StringVar(&o.LogFormat, "log-format", "", "json or text (default json, text with -dev)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML `file` with Zoho connections and webhook sources (see README)")
 	o.NATS.Register(fs, true)
 	fs.StringVar(&o.Worker.Rules, "rules", "rules.yaml", "rules `file` for the in-process worker of -dev")
 }
@@ -63,8 +67,21 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		}
 		defer dev.Close()
 	}
-	if len(o.CRMTokens) == 0 {
-		log.Warn("no -crm-notify-tokens configured: every CRM notification will be refused with 401")
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	var file *config.File
+	if o.ConfigFile != "" {
+		if file, err = config.LoadFile(o.ConfigFile); err != nil {
+			return err
+		}
+	}
+	tokens, wfHooks, booksHooks, err := receiverSources(file, o.CRMTokens, o.Getenv)
+	if err != nil {
+		return err
+	}
+	if tokens.Len() == 0 {
+		log.Warn("no CRM notification tokens configured (-crm-notify-tokens or the config file): every CRM notification will be refused with 401")
 	}
 	bb, err := OpenBackbone(ctx, o.NATS, "zohook-receiver", true, log)
 	if err != nil {
@@ -74,13 +91,15 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 
 	reg := prometheus.NewRegistry()
 	srv, err := receiver.New(receiver.Config{
-		Publisher:  events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
-		Ready:      bb.Ready,
-		CRMTokens:  receiver.NewStaticTokens(o.CRMTokens),
-		Connection: o.Connection,
-		BodyLimit:  o.BodyLimit,
-		Logger:     log,
-		Registry:   reg,
+		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
+		Ready:            bb.Ready,
+		CRMTokens:        tokens,
+		CRMWorkflowHooks: wfHooks,
+		BooksHooks:       booksHooks,
+		Connection:       o.Connection,
+		BodyLimit:        o.BodyLimit,
+		Logger:           log,
+		Registry:         reg,
 	})
 	if err != nil {
 		return err

@@ -45,8 +45,12 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 	if err := decodeJSON(body, &n); err != nil {
 		return nil, err
 	}
-	if !s.cfg.CRMTokens.VerifyChannelToken(c.Request().Context(), string(n.ChannelID), n.Token) {
+	conn, ok := s.cfg.CRMTokens.VerifyChannelToken(c.Request().Context(), string(n.ChannelID), n.Token)
+	if !ok {
 		return nil, unauthorized("invalid or missing channel token")
+	}
+	if conn == "" {
+		conn = s.cfg.Connection
 	}
 	if err := s.validate.Struct(&n); err != nil {
 		return nil, badRequest("invalid notification", fieldErrors(err)...)
@@ -68,9 +72,9 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 		rid := string(id)
 		envs[i] = &events.Envelope{
 			Version:    events.EnvelopeVersion,
-			ID:         events.DeriveID(string(events.SourceCRMNotify), s.cfg.Connection, string(n.ChannelID), n.Module, op, rid, strconv.FormatInt(n.ServerTime, 10), contentKey(n.ServerTime, raw)),
+			ID:         events.DeriveID(string(events.SourceCRMNotify), conn, string(n.ChannelID), n.Module, op, rid, strconv.FormatInt(n.ServerTime, 10), contentKey(n.ServerTime, raw)),
 			Source:     events.SourceCRMNotify,
-			Connection: s.cfg.Connection,
+			Connection: conn,
 			Module:     n.Module,
 			Operation:  op,
 			RecordID:   rid,

@@ -44,6 +44,9 @@ type Config struct {
 	// MaxIDsPerNotification bounds how many records one CRM notification may
 	// name. Default 1000.
 	MaxIDsPerNotification int
+	// CRMWorkflowHooks and BooksHooks by name (the URL's last segment).
+	CRMWorkflowHooks map[string]HookConfig
+	BooksHooks       map[string]HookConfig
 	// Logger; default discards.
 	Logger *slog.Logger
 	// Registry receives the receiver's metrics; default a new registry.
@@ -98,6 +101,8 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.observe)
 	e.POST("/zoho/crm/notify", s.crmNotify)
+	e.POST("/zoho/crm/workflow/:name", s.crmWorkflow)
+	e.POST("/zoho/books/:name", s.books)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))

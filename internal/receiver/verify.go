@@ -7,29 +7,38 @@ import (
 )
 
 // ChannelTokenVerifier decides whether a CRM notification's token is valid
-// for its channel. The static list below serves fixed configuration; the
-// worker's channel manager can provide one backed by NATS KV.
+// for its channel, and which Zoho connection the channel belongs to ("" for
+// the receiver's default). The static list below serves fixed configuration;
+// the worker's channel manager can provide one backed by NATS KV.
 type ChannelTokenVerifier interface {
-	VerifyChannelToken(ctx context.Context, channelID, token string) bool
+	VerifyChannelToken(ctx context.Context, channelID, token string) (connection string, ok bool)
 }
 
 // StaticTokens accepts any of a fixed set of tokens, whatever the channel, so
 // an operator can rotate by listing the old and the new token for a while.
 type StaticTokens struct {
-	sums [][32]byte
+	sums  [][32]byte
+	conns []string
 }
 
 var _ ChannelTokenVerifier = (*StaticTokens)(nil)
 
-// NewStaticTokens returns a verifier for tokens; empty strings are ignored.
+// NewStaticTokens returns a verifier for tokens of the default connection;
+// empty strings are ignored.
 func NewStaticTokens(tokens []string) *StaticTokens {
 	s := &StaticTokens{}
+	s.Add("", tokens...)
+	return s
+}
+
+// Add accepts tokens for a named connection.
+func (s *StaticTokens) Add(connection string, tokens ...string) {
 	for _, t := range tokens {
 		if t != "" {
 			s.sums = append(s.sums, sha256.Sum256([]byte(t)))
+			s.conns = append(s.conns, connection)
 		}
 	}
-	return s
 }
 
 // Len reports how many tokens are configured.
@@ -38,14 +47,19 @@ func (s *StaticTokens) Len() int { return len(s.sums) }
 // VerifyChannelToken compares hashes in constant time, so neither the
 // token's content nor its length leaks through timing; every configured
 // token is compared even after a match.
-func (s *StaticTokens) VerifyChannelToken(_ context.Context, _ string, token string) bool {
+func (s *StaticTokens) VerifyChannelToken(_ context.Context, _ string, token string) (string, bool) {
 	if token == "" {
-		return false
+		return "", false
 	}
 	got := sha256.Sum256([]byte(token))
-	ok := 0
+	match := -1
 	for i := range s.sums {
-		ok |= subtle.ConstantTimeCompare(got[:], s.sums[i][:])
+		if subtle.ConstantTimeCompare(got[:], s.sums[i][:]) == 1 {
+			match = i
+		}
 	}
-	return ok == 1
+	if match < 0 {
+		return "", false
+	}
+	return s.conns[match], true
 }
