@@ -2,17 +2,195 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zohook/zohook/internal/config"
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/worker"
+	"github.com/zohook/zohook/internal/zoho/authcmd"
 )
 
 // SubcommandSynopsis lists the worker's operator subcommands for -h.
-const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ..."
+const SubcommandSynopsis = "auth exchange|login|revoke|token ... | dlq list|show ID|replay ID|--all | replay -since DURATION"
 
 // WorkerSubcommand runs `worker <name> args...` when name is a subcommand;
 // ok is false when it is not (the caller then parses worker flags).
 func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer, getenv func(string) string) (code int, ok bool) {
 	switch name {
-	default:
-		return 0, false
+	case "auth":
+		return authcmd.Run(ctx, args, stdout, stderr, getenv), true
+	case "dlq":
+		return dlqCommand(ctx, args, stdout, stderr, getenv), true
+	case "replay":
+		return replayCommand(ctx, args, stdout, stderr, getenv), true
 	}
+	return 0, false
+}
+
+// opsFlags are the NATS flags every operator command takes.
+func opsFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *NATSOptions) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o NATSOptions
+	o.Register(fs, false)
+	fs.Usage = config.Usage(fs, "ZOHOOK_", synopsis)
+	return fs, &o
+}
+
+func parseOps(fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if err := config.ApplyEnv(fs, "ZOHOOK_", getenv); err != nil {
+		fmt.Fprintln(stderr, err)
+		return false
+	}
+	return true
+}
+
+func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	const synopsis = `usage: worker dlq list [flags]
+       worker dlq show [flags] EVENT_ID
+       worker dlq replay [flags] EVENT_ID | --all
+
+Dead letters are events that failed permanently or ran out of deliveries.
+replay runs them again with the current rules; steps already done are not repeated.`
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, synopsis)
+		return 2
+	}
+	verb := args[0]
+	fs, o := opsFlags("dlq "+verb, synopsis, stderr)
+	all := false
+	if verb == "replay" {
+		fs.BoolVar(&all, "all", false, "replay every dead letter")
+	}
+	if !parseOps(fs, args[1:], getenv, stderr) {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bb, err := OpenBackbone(ctx, *o, "zohook-dlq", false, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "dlq:", err)
+		return 1
+	}
+	defer bb.Close()
+	dlq, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{}, events.NewPublisher(bb.JS, bb.Stream))
+	if err != nil {
+		fmt.Fprintln(stderr, "dlq:", err)
+		return 1
+	}
+	switch verb {
+	case "list":
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EVENT ID\tDEAD AT\tSOURCE\tMODULE\tOP\tRECORD\tRULE/STEP\tATTEMPTS\tERROR")
+		n := 0
+		for dl, err := range dlq.List(ctx) {
+			if err != nil {
+				fmt.Fprintln(stderr, "dlq:", err)
+				return 1
+			}
+			n++
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%d\t%s\n", dl.Event.ID, dl.DeadAt.Format(time.RFC3339), dl.Event.Source,
+				dl.Event.Module, dl.Event.Operation, dl.Event.RecordID, dl.Rule, dl.Step, dl.Attempts, truncate(dl.Error, 80))
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(stdout, "%d dead letter(s)\n", n)
+		return 0
+	case "show":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "dlq show: give one EVENT_ID")
+			return 2
+		}
+		dl, err := dlq.Get(ctx, fs.Arg(0))
+		if err != nil {
+			fmt.Fprintln(stderr, "dlq:", err)
+			return notFoundCode(err)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(dl)
+		return 0
+	case "replay":
+		var ids []string
+		switch {
+		case all && fs.NArg() == 0:
+			for dl, err := range dlq.List(ctx) {
+				if err != nil {
+					fmt.Fprintln(stderr, "dlq:", err)
+					return 1
+				}
+				ids = append(ids, dl.Event.ID)
+			}
+		case !all && fs.NArg() == 1:
+			ids = []string{fs.Arg(0)}
+		default:
+			fmt.Fprintln(stderr, "dlq replay: give one EVENT_ID or --all")
+			return 2
+		}
+		for _, id := range ids {
+			if err := dlq.Replay(ctx, id); err != nil {
+				fmt.Fprintln(stderr, "dlq:", err)
+				return notFoundCode(err)
+			}
+			fmt.Fprintf(stdout, "replayed %s\n", id)
+		}
+		fmt.Fprintf(stdout, "%d event(s) replayed\n", len(ids))
+		return 0
+	}
+	fmt.Fprintf(stderr, "dlq: unknown command %q\n%s\n", verb, synopsis)
+	return 2
+}
+
+func notFoundCode(err error) int {
+	if errors.Is(err, worker.ErrNotFound) {
+		return 3
+	}
+	return 1
+}
+
+func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	const synopsis = `usage: worker replay -since DURATION [-subject FILTER] [flags]
+
+Re-publishes every event stored in the last DURATION (for example 2h) so the
+current rules process it again. Steps already done for an event are not
+repeated. -subject narrows it, e.g. zoho.crm.notify.*.Deals.>`
+	fs, o := opsFlags("replay", synopsis, stderr)
+	since := fs.Duration("since", 0, "replay events received within this `duration`")
+	subject := fs.String("subject", "", "only events whose subject matches this `filter`")
+	if !parseOps(fs, args, getenv, stderr) {
+		return 2
+	}
+	if *since <= 0 {
+		fmt.Fprintln(stderr, "replay: -since is required (e.g. -since 2h)")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bb, err := OpenBackbone(ctx, *o, "zohook-replay", false, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "replay:", err)
+		return 1
+	}
+	defer bb.Close()
+	n, err := worker.ReplayHistory(ctx, bb.JS, bb.Stream, events.NewPublisher(bb.JS, bb.Stream), time.Now().Add(-*since), *subject)
+	if err != nil {
+		fmt.Fprintln(stderr, "replay:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d event(s) re-published\n", n)
+	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
 }
