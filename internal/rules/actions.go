@@ -57,7 +57,7 @@ func actionTable() map[string]*actionDef {
 	raw := []string{"query", "headers", "json", "form", "files", "response_type", "timeout", "max_retries", "retry_delay",
 		"exponential", "retry_all_errors", "debug"}
 	rawKinds := map[string]kind{"method": kMethod, "path": kPath, "query": kStringMap, "headers": kStringMap,
-		"form": kMap, "files": kMap, "response_type": kResponseType, "timeout": kDuration, "max_retries": kInt,
+		"form": kMap, "response_type": kResponseType, "timeout": kDuration, "max_retries": kInt,
 		"retry_delay": kDuration, "exponential": kBool, "retry_all_errors": kBool, "debug": kBool,
 		"organization_id": kID}
 	books := []string{"parent_type", "parent_id", "organization_id", "query"}
@@ -221,7 +221,8 @@ func checkLiteral(k kind, v any) string {
 	case kTrigger:
 		switch x := v.(type) {
 		case string:
-			return oneWord(x, triggerWords, false)
+			// "all"/"default" let Zoho run every automation; absent = none.
+			return oneWord(x, append([]string{"all", "default"}, triggerWords...), false)
 		case []any:
 			for _, e := range x {
 				if msg := oneWord(e, triggerWords, false); msg != "" {
@@ -274,6 +275,14 @@ func checkRelativePath(s string) string {
 	}
 	if strings.Contains(s, "\\") {
 		return "must not contain a backslash"
+	}
+	if strings.ContainsAny(s, "?#") {
+		return "must not contain ? or #: give query parameters in query"
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return "must not contain control characters"
+		}
 	}
 	for _, seg := range strings.Split(u.Path, "/") {
 		if seg == ".." || seg == "." {

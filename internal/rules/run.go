@@ -199,4 +199,3 @@ func (c Call) String() string {
 	sort.Strings(keys)
 	return fmt.Sprintf("%s %s(%s)", c.Key, c.Action, strings.Join(keys, ", "))
 }
-
