@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/expr-lang/expr/file"
 )
 
 // Problem is one error found while loading a rules file.
@@ -84,7 +86,16 @@ type evalError struct {
 	err   error
 }
 
-func (e *evalError) Error() string   { return e.where + ": " + e.err.Error() }
+func (e *evalError) Error() string {
+	// expr's own Error() adds a multi-line source snippet; one line reads
+	// better in logs and results.
+	var fe *file.Error
+	if errors.As(e.err, &fe) {
+		return fmt.Sprintf("%s: %s (at column %d)", e.where, fe.Message, fe.Column+1)
+	}
+	return e.where + ": " + e.err.Error()
+}
+
 func (e *evalError) Unwrap() []error { return []error{ErrEvaluation, e.err} }
 
 // suggest returns the closest candidate to s, or "" when none is close.

@@ -56,6 +56,8 @@ type loader struct {
 	anchors  map[string]ast.Node
 	opts     []expr.Option
 	rule     string // current rule name, for problems
+	// recordReported: "uses record but does not load it" is said once per rule.
+	recordReported bool
 	vars     map[string]any
 	actions  map[string]*actionDef
 }
@@ -132,9 +134,10 @@ func Parse(file string, data []byte, opts ...Option) (*Set, error) {
 
 // entry is one key/value of a mapping, merge keys expanded.
 type entry struct {
-	key   string
-	keyN  ast.Node
-	value ast.Node
+	key    string
+	keyN   ast.Node
+	value  ast.Node
+	merged bool // came from a `<<:` merge key: explicit keys override it
 }
 
 // unwrap strips tags and anchors and resolves aliases.
@@ -202,24 +205,32 @@ func (l *loader) mapping(n ast.Node, wantWhat string) ([]entry, bool) {
 				continue
 			}
 			k := l.scalar(mv.Key)
-			out = append(out, entry{key: fmt.Sprint(k), keyN: mv.Key, value: mv.Value})
+			out = append(out, entry{key: fmt.Sprint(k), keyN: mv.Key, value: mv.Value, merged: depth > 0})
 		}
 		return true
 	}
 	if !add(n, 0) {
 		return nil, false
 	}
-	// Later keys (not merged ones) win; duplicates written twice are errors.
-	seen := map[string]ast.Node{}
-	dedup := out[:0]
+	// Explicit keys override merged ones; a key written twice is an error.
+	explicit := map[string]ast.Node{}
 	for _, e := range out {
-		if prev, ok := seen[e.key]; ok {
-			if nodePos(prev) != nodePos(e.keyN) {
-				l.errf(e.keyN, "duplicate key %q (first at line %d)", e.key, nodePos(prev).line)
-			}
+		if e.merged {
 			continue
 		}
-		seen[e.key] = e.keyN
+		if prev, ok := explicit[e.key]; ok {
+			l.errf(e.keyN, "duplicate key %q (first at line %d)", e.key, nodePos(prev).line)
+			continue
+		}
+		explicit[e.key] = e.keyN
+	}
+	seen := map[string]bool{}
+	dedup := make([]entry, 0, len(out))
+	for _, e := range out {
+		if seen[e.key] || e.merged && explicit[e.key] != nil {
+			continue
+		}
+		seen[e.key] = true
 		dedup = append(dedup, e)
 	}
 	return dedup, true
@@ -351,21 +362,36 @@ func isCollection(n ast.Node) bool {
 
 // strList reads a string or a list of strings.
 func (l *loader) strList(n ast.Node, what string) []string {
+	items := l.strItems(n, what)
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.s
+	}
+	return out
+}
+
+type strItem struct {
+	s string
+	n ast.Node
+}
+
+// strItems is strList keeping each item's node, for positioned problems.
+func (l *loader) strItems(n ast.Node, what string) []strItem {
 	u := l.unwrap(n)
 	if seq, ok := u.(*ast.SequenceNode); ok {
-		out := make([]string, 0, len(seq.Values))
+		out := make([]strItem, 0, len(seq.Values))
 		for _, it := range seq.Values {
 			if s, ok := l.str(it, what); ok {
-				out = append(out, s)
+				out = append(out, strItem{s, it})
 			}
 		}
-		if len(out) == 0 && len(seq.Values) == 0 {
+		if len(seq.Values) == 0 {
 			l.errf(n, "%s: empty list", what)
 		}
 		return out
 	}
 	if s, ok := l.str(n, what); ok {
-		return []string{s}
+		return []strItem{{s, n}}
 	}
 	return nil
 }
@@ -421,7 +447,7 @@ func (l *loader) loadTop(body ast.Node, set *Set) {
 }
 
 func (l *loader) loadRule(n ast.Node, set *Set) *Rule {
-	l.rule = ""
+	l.rule, l.recordReported = "", false
 	defer func() { l.rule = "" }()
 	es, ok := l.mapping(n, "rule")
 	if !ok {
@@ -454,35 +480,42 @@ func (l *loader) loadRule(n ast.Node, set *Set) *Rule {
 		l.loadOn(e.value, r)
 	}
 	l.loadRecord(es, r)
+	// Collect step ids first so a reference to a later step says "later",
+	// not "unknown".
 	stepIDs := map[string]int{} // id -> index
-	if e := find(es, "steps"); e == nil {
-		l.errf(n, "missing key \"steps\"")
-	} else if seq, ok := l.unwrap(e.value).(*ast.SequenceNode); !ok || len(seq.Values) == 0 {
-		l.errf(e.value, "steps: want a non-empty list of steps")
-	} else {
-		// Collect ids first so a reference to a later step says "later",
-		// not "unknown".
-		for i, sn := range seq.Values {
-			if ses, ok := l.peekMapping(sn); ok {
-				if id := find(ses, "id"); id != nil {
-					if s, ok := l.scalar(id.value).(string); ok {
-						if _, dup := stepIDs[s]; !dup {
-							stepIDs[s] = i
-						}
+	stepsE := find(es, "steps")
+	var stepNodes []ast.Node
+	if stepsE != nil {
+		if seq, ok := l.unwrap(stepsE.value).(*ast.SequenceNode); ok {
+			stepNodes = seq.Values
+		}
+	}
+	for i, sn := range stepNodes {
+		if ses, ok := l.peekMapping(sn); ok {
+			if id := find(ses, "id"); id != nil {
+				if s, ok := l.scalar(id.value).(string); ok {
+					if _, dup := stepIDs[s]; !dup {
+						stepIDs[s] = i
 					}
 				}
-			}
-		}
-		seen := map[string]bool{}
-		for i, sn := range seq.Values {
-			st := l.loadStep(sn, i, r, stepIDs, seen)
-			if st != nil {
-				r.Steps = append(r.Steps, st)
 			}
 		}
 	}
 	if e := find(es, "when"); e != nil {
 		r.when = l.compileWhen(e.value, r, stepIDs, -1)
+	}
+	switch {
+	case stepsE == nil:
+		l.errf(n, "missing key \"steps\"")
+	case len(stepNodes) == 0:
+		l.errf(stepsE.value, "steps: want a non-empty list of steps")
+	default:
+		seen := map[string]bool{}
+		for i, sn := range stepNodes {
+			if st := l.loadStep(sn, i, r, stepIDs, seen); st != nil {
+				r.Steps = append(r.Steps, st)
+			}
+		}
 	}
 	return r
 }
@@ -514,9 +547,10 @@ func (l *loader) loadOn(n ast.Node, r *Rule) {
 	if e := pair("source", "sources"); e == nil {
 		l.errf(n, "missing key \"source\" (one of %s)", strings.Join(knownSources, ", "))
 	} else {
-		for _, s := range l.strList(e.value, e.key) {
+		for _, it := range l.strItems(e.value, e.key) {
+			s := it.s
 			if !slices.Contains(knownSources, s) {
-				l.errf(e.value, "unknown source %q (want %s)%s", s, strings.Join(knownSources, ", "), didYouMean(s, knownSources))
+				l.errf(it.n, "unknown source %q (want %s)%s", s, strings.Join(knownSources, ", "), didYouMean(s, knownSources))
 				continue
 			}
 			r.Sources = append(r.Sources, s)
@@ -526,9 +560,10 @@ func (l *loader) loadOn(n ast.Node, r *Rule) {
 		r.Connections = l.strList(e.value, e.key)
 	}
 	if e := pair("module", "modules"); e != nil {
-		for _, m := range l.strList(e.value, e.key) {
+		for _, it := range l.strItems(e.value, e.key) {
+			m := it.s
 			if strings.TrimSpace(m) == "" {
-				l.errf(e.value, "empty module name")
+				l.errf(it.n, "empty module name")
 				continue
 			}
 			r.Modules = append(r.Modules, m)
@@ -538,8 +573,8 @@ func (l *loader) loadOn(n ast.Node, r *Rule) {
 		}
 	}
 	if e := pair("operation", "operations"); e != nil {
-		for _, op := range l.strList(e.value, e.key) {
-			op = strings.ToLower(strings.TrimSpace(op))
+		for _, it := range l.strItems(e.value, e.key) {
+			op := strings.ToLower(strings.TrimSpace(it.s))
 			if op == "*" {
 				r.Operations = nil
 				break
@@ -553,9 +588,9 @@ func (l *loader) loadOn(n ast.Node, r *Rule) {
 				} else if op == "edit" {
 					hint = ` (Zoho's "edit" arrives as update)`
 				}
-				l.errf(e.value, "operation %q is not valid for crm.notify (want create, update or delete)%s", op, hint)
+				l.errf(it.n, "operation %q is not valid for crm.notify (want create, update or delete)%s", op, hint)
 			case !hookOpRE.MatchString(op):
-				l.errf(e.value, "operation %q: use lowercase letters, digits, _, . and -", op)
+				l.errf(it.n, "operation %q: use lowercase letters, digits, _, . and -", op)
 			default:
 				r.Operations = append(r.Operations, op)
 			}
@@ -758,6 +793,7 @@ func (l *loader) compileWhen(n ast.Node, r *Rule, stepIDs map[string]int, stepId
 		return nil
 	}
 	c, refs, msg, at := compileExpr(src, l.opts, true)
+	msg = friendlyExprMessage(msg)
 	if c == nil {
 		l.errAt(exprPos(u, 0, at, src), "when: %s", msg)
 		return nil
@@ -823,7 +859,8 @@ func (l *loader) checkRefs(n ast.Node, start int, src string, refs []exprRef, r 
 	}
 	// A rule that reads `record` must ask for it, or it would always see nil.
 	for _, ref := range refs {
-		if ref.root == "record" && !r.LoadRecord {
+		if ref.root == "record" && !r.LoadRecord && !l.recordReported {
+			l.recordReported = true
 			l.errAt(exprPos(n, start, ref.from, src), "uses record but the rule does not load it (add record: all or record: {fields: [...]})")
 			break
 		}
@@ -890,6 +927,7 @@ func (l *loader) compileValue(n ast.Node, r *Rule, stepIDs map[string]int, stepI
 	}
 	compileOne := func(p templatePart) *exprValue {
 		c, refs, msg, at := compileExpr(p.expr, l.opts, false)
+		msg = friendlyExprMessage(msg)
 		if c == nil {
 			l.errAt(exprPos(u, p.offset, at, s), "expression ${%s}: %s", strings.TrimSpace(p.expr), msg)
 			return nil
@@ -920,4 +958,21 @@ func (l *loader) compileValue(n ast.Node, r *Rule, stepIDs map[string]int, stepI
 	}
 	iv.lits = append(iv.lits, cur)
 	return iv, templateStr(s)
+}
+
+var eventFields = []string{"id", "source", "connection", "module", "operation", "record_id", "changed_fields",
+	"values", "channel_id", "hook", "received_at", "payload"}
+
+// friendlyExprMessage rewrites expr's Go-flavoured messages about the
+// environment types into the names rule authors write.
+func friendlyExprMessage(msg string) string {
+	const noField = "type rules.exprEvent has no field "
+	if i := strings.Index(msg, noField); i >= 0 {
+		name := strings.Fields(msg[i+len(noField):])[0]
+		return fmt.Sprintf("event has no field %q (fields: %s)%s", name, strings.Join(eventFields, ", "), didYouMean(name, eventFields))
+	}
+	if strings.Contains(msg, "unknown name ") {
+		return msg + " (names: event, record, steps, vars, and functions)"
+	}
+	return strings.ReplaceAll(msg, "rules.exprEvent", "event")
 }
