@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -405,6 +406,13 @@ func (c *Client) do(ctx context.Context, r *request) (*rawResult, error) {
 		if retries >= pol.MaxRetries || !pol.retryable(err) {
 			return res, err
 		}
+		if r.method == http.MethodPost && r.retry == nil && !notProcessed(err) {
+			// A POST creates: repeating it after a 5xx or a broken connection
+			// may create twice. Only answers that guarantee Zoho did nothing
+			// (429, token trouble, a connection never made) are retried
+			// here; the worker's journal resolves the rest.
+			return res, err
+		}
 		var hint time.Duration
 		var ze *Error
 		if errors.As(err, &ze) {
@@ -623,4 +631,19 @@ func decodeJSON(body []byte, v any) error {
 		return fmt.Errorf("zoho: decoding response: %w", err)
 	}
 	return nil
+}
+
+// notProcessed reports failures after which Zoho certainly did not act on
+// the request: rate limiting, token errors, or a connection that was never
+// established.
+func notProcessed(err error) bool {
+	if _, ok := IsRateLimited(err); ok {
+		return true
+	}
+	var te *TokenError
+	if errors.As(err, &te) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }

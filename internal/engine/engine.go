@@ -1,0 +1,276 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/worker"
+)
+
+// RuleSource yields the current rule set; *rules.Watcher implements it.
+type RuleSource interface {
+	Current() *rules.Set
+}
+
+// Actors gives the Zoho actor of a connection.
+type Actors interface {
+	For(connection string) (Actor, error)
+}
+
+// StaticActors maps connection names to actors.
+type StaticActors map[string]Actor
+
+// For returns the actor of a connection.
+func (s StaticActors) For(connection string) (Actor, error) {
+	if a, ok := s[connection]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("no Zoho connection named %q is configured", connection)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Rules   RuleSource // required
+	Actors  Actors     // required
+	Journal stepJournal
+	// Loops prevents self-triggering; nil disables it.
+	Loops    *LoopGuard
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Engine is the worker.Handler that runs the rules.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	obs *metrics
+}
+
+var _ worker.Handler = (*Engine)(nil)
+
+// New returns an Engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Rules == nil || cfg.Actors == nil || cfg.Journal == nil {
+		return nil, errors.New("engine: Rules, Actors and Journal are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, log: cfg.Logger, obs: newMetrics(cfg.Registry)}, nil
+}
+
+// Observer returns the engine's metrics as a worker.Observer (nil without a
+// registry).
+func (e *Engine) Observer() worker.Observer {
+	if e.obs == nil {
+		return nil
+	}
+	return e.obs
+}
+
+// RulesReloaded records a reload in the metrics; wire it to the watcher.
+func (e *Engine) RulesReloaded(set *rules.Set, err error) {
+	e.obs.reload(err == nil)
+	if err != nil {
+		e.log.Error("rules.yaml is invalid; keeping the last good rules", "err", err)
+		return
+	}
+	e.log.Info("rules loaded", "file", set.File(), "version", set.Version(), "rules", len(set.Rules()))
+}
+
+// ToRulesEvent converts an envelope into what rules see.
+func ToRulesEvent(env *events.Envelope) *rules.Event {
+	ev := &rules.Event{
+		ID: env.ID, Source: string(env.Source), Connection: env.Connection, Module: env.Module,
+		Operation: env.Operation, RecordID: env.RecordID, ChangedFields: env.ChangedFields, Values: env.Values,
+		ChannelID: env.ChannelID, Hook: env.Hook, ReceivedAt: env.ReceivedAt,
+	}
+	if len(env.Raw) > 0 {
+		_ = json.Unmarshal(env.Raw, &ev.Payload)
+	}
+	return ev
+}
+
+// Handle runs every matching rule on the event.
+func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
+	set := e.cfg.Rules.Current()
+	ev := ToRulesEvent(m.Envelope)
+	log := e.log.With("event_id", ev.ID, "rules_version", set.Version())
+	matched := set.Match(ev)
+	if len(matched) == 0 {
+		log.Debug("no rule matches", "source", ev.Source, "module", ev.Module, "operation", ev.Operation)
+		e.obs.skip("no_rule")
+		return nil
+	}
+	actor, err := e.cfg.Actors.For(connectionOf(ev))
+	if err != nil {
+		return worker.Permanent(err)
+	}
+	x := &executor{eventID: ev.ID, connection: connectionOf(ev), delivery: m.Delivered, actor: actor,
+		journal: e.cfg.Journal, loops: e.cfg.Loops, log: log, obs: e.obs}
+
+	record, err := e.loadRecord(ctx, x, set, matched, ev)
+	if err != nil {
+		return err
+	}
+	if self, err := e.selfCaused(ctx, ev, record); err != nil {
+		return err
+	} else if self {
+		log.Info("event caused by zohook's own write; rules skipped", "module", ev.Module, "record_id", ev.RecordID)
+		e.obs.skip("self_caused")
+		return nil
+	}
+
+	var retryErr, permErr error
+	for _, r := range matched {
+		e.obs.match(r.Name)
+		rlog := log.With("rule", r.Name)
+		res, err := r.Run(ctx, rules.Input{Event: ev, Record: record}, ruleExecutor{x: x, log: rlog})
+		if err != nil {
+			f := toFailure(r.Name, err)
+			if errors.Is(err, rules.ErrEvaluation) || worker.IsPermanent(err) {
+				permErr = errors.Join(permErr, worker.Permanent(f))
+			} else {
+				retryErr = errors.Join(retryErr, f)
+			}
+			rlog.Warn("rule failed", "err", err)
+			continue
+		}
+		rlog.Info("rule done", "result", summary(res))
+	}
+	if retryErr != nil {
+		// Retry the whole event: rules that succeeded have every step
+		// journaled and do not repeat anything.
+		return retryErr
+	}
+	return permErr
+}
+
+// toFailure keeps the rule/step/action for the dead-letter record.
+func toFailure(rule string, err error) *worker.Failure {
+	var se *rules.StepError
+	if errors.As(err, &se) {
+		return &worker.Failure{Rule: se.Rule, Step: se.Step, Action: se.Action, Err: err}
+	}
+	return &worker.Failure{Rule: rule, Err: err}
+}
+
+// ruleExecutor adapts the journaled executor to rules.Executor.
+type ruleExecutor struct {
+	x   *executor
+	log *slog.Logger
+}
+
+func (r ruleExecutor) Execute(ctx context.Context, call rules.Call) (map[string]any, error) {
+	x := *r.x
+	x.log = r.log.With("step", call.Key)
+	out, err := x.execute(ctx, call.Key, call.Action, call.Inputs)
+	r.x.calls += x.calls
+	return out, err
+}
+
+func connectionOf(ev *rules.Event) string {
+	if ev.Connection == "" {
+		return "default"
+	}
+	return ev.Connection
+}
+
+// loadRecord loads the event's record once for all matched rules, with the
+// union of the fields they need. It uses the values that came with the
+// event when they cover those fields, and journals the loaded record so a
+// redelivered event sees the same snapshot its earlier steps used.
+func (e *Engine) loadRecord(ctx context.Context, x *executor, set *rules.Set, matched []*rules.Rule, ev *rules.Event) (map[string]any, error) {
+	load, fields := set.RecordNeeds(matched)
+	if !load || ev.Operation == events.OpDelete {
+		return ev.Values, nil
+	}
+	if len(fields) > 0 && covers(ev.Values, fields) {
+		return ev.Values, nil
+	}
+	var action string
+	in := map[string]any{"id": ev.RecordID}
+	switch ev.Source {
+	case rules.SourceBooksWebhook:
+		action = "books.get_record"
+		in["entity"] = booksCollection(ev.Module)
+	default:
+		action = "crm.get_record"
+		in["module"] = ev.Module
+		if len(fields) > 0 {
+			fields = append(slices.Clone(fields), "Modified_Time")
+			in["fields"] = fields
+		}
+	}
+	out, err := x.execute(ctx, "_load/record", action, in)
+	if err != nil {
+		return nil, &worker.Failure{Rule: "(load record)", Step: "_load", Action: action, Err: err}
+	}
+	if rec, ok := out["record"].(map[string]any); ok {
+		return rec, nil
+	}
+	if rec, ok := out[ev.Module].(map[string]any); ok { // Books: {"invoice": {...}}
+		return rec, nil
+	}
+	return out, nil
+}
+
+func covers(values map[string]any, fields []string) bool {
+	for _, f := range fields {
+		if _, ok := values[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// booksCollection turns a Books webhook entity ("invoice") into its API
+// collection ("invoices").
+func booksCollection(entity string) string {
+	switch entity {
+	case "payment", "customerpayment":
+		return "customerpayments"
+	}
+	if strings.HasSuffix(entity, "s") {
+		return entity
+	}
+	return entity + "s"
+}
+
+func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[string]any) (bool, error) {
+	if e.cfg.Loops == nil || ev.Operation != events.OpUpdate || ev.Source == rules.SourceBooksWebhook {
+		return false, nil
+	}
+	mt, _ := record["Modified_Time"].(string)
+	return e.cfg.Loops.SelfCaused(ctx, connectionOf(ev), ev.Module, ev.RecordID, ev.ChangedFields, mt)
+}
+
+// summary says in a few words what a rule did, for the log.
+func summary(res *rules.Result) string {
+	if res.ConditionFalse {
+		return "condition false"
+	}
+	counts := map[string]int{}
+	for _, s := range res.Steps {
+		counts[s.Outcome]++
+	}
+	parts := make([]string, 0, len(counts))
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	out := strings.Join(parts, ", ")
+	if res.Stopped {
+		out += " (stopped)"
+	}
+	return out
+}

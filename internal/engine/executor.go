@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/zohook/zohook/internal/worker"
+	"github.com/zohook/zohook/internal/zoho"
+)
+
+// Actor runs Zoho actions by name; *zoho.Client implements it.
+type Actor interface {
+	RunAction(ctx context.Context, name string, in map[string]any) (map[string]any, error)
+}
+
+var _ Actor = (*zoho.Client)(nil)
+
+// stepJournal is the part of worker.Journal the executor uses.
+type stepJournal interface {
+	Get(ctx context.Context, eventID, stepKey string) (*worker.StepRecord, error)
+	Start(ctx context.Context, eventID, stepKey, action string, attempts int) error
+	Done(ctx context.Context, eventID, stepKey, action string, attempts int, output map[string]any) error
+}
+
+var _ stepJournal = (*worker.Journal)(nil)
+
+// executor runs the steps of one event: each step at most once as far as
+// Zoho is concerned.
+type executor struct {
+	eventID    string
+	connection string
+	delivery   int
+	actor      Actor
+	journal    stepJournal
+	loops      *LoopGuard
+	log        *slog.Logger
+	obs        *metrics
+	// calls counts the Zoho actions this event really sent (not replayed
+	// from the journal).
+	calls int
+}
+
+// execute runs one step. A step journaled as done returns its recorded
+// output without calling Zoho. A step journaled as started (the process
+// died between sending it and recording Zoho's answer) is "in doubt":
+// resolveInDoubt looks for what the first attempt may have created.
+func (x *executor) execute(ctx context.Context, key, action string, in map[string]any) (map[string]any, error) {
+	rec, err := x.journal.Get(ctx, x.eventID, key)
+	if err != nil {
+		return nil, err // journal unavailable: retry the event later
+	}
+	if rec != nil && rec.State == worker.StepDone {
+		x.log.Debug("step already done; using its journaled output", "step", key, "action", action)
+		x.obs.step(action, "journaled")
+		return rec.Output, nil
+	}
+	attempts := 1
+	if rec != nil {
+		attempts = rec.Attempts + 1
+		if out, ok, err := x.resolveInDoubt(ctx, action, in); err != nil {
+			return nil, err
+		} else if ok {
+			x.log.Warn("in-doubt step resolved: Zoho already had its result", "step", key, "action", action)
+			if err := x.journal.Done(ctx, x.eventID, key, action, attempts, out); err != nil {
+				return nil, err
+			}
+			x.obs.step(action, "recovered")
+			return out, nil
+		}
+		in = x.safeRetryInputs(action, in)
+	}
+	in = withDefaults(action, in)
+	if err := x.journal.Start(ctx, x.eventID, key, action, attempts); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	out, err := x.actor.RunAction(ctx, action, in)
+	x.calls++
+	x.obs.zohoCall(action, err, time.Since(start))
+	if err != nil {
+		x.obs.step(action, "failed")
+		return out, classify(err)
+	}
+	if err := x.journal.Done(ctx, x.eventID, key, action, attempts, out); err != nil {
+		// Zoho accepted the step but we could not record it: the next
+		// delivery finds it in doubt and resolves it.
+		return nil, fmt.Errorf("journal after %s: %w", action, err)
+	}
+	x.obs.step(action, "ok")
+	x.rememberWrite(ctx, action, in, out)
+	x.log.Info("zoho call", "step", key, "action", action, "duration", time.Since(start).Round(time.Millisecond), "result", summarize(action, out))
+	return out, nil
+}
+
+// withDefaults applies zohook's safe defaults: CRM writes fire no Zoho
+// automation unless the rule asks (trigger: [workflow] …), deletes no
+// workflow; this is what keeps zohook's own writes from looping through
+// Zoho's workflow webhooks.
+func withDefaults(action string, in map[string]any) map[string]any {
+	switch action {
+	case "crm.create_record", "crm.update_record":
+		if _, ok := in["trigger"]; !ok {
+			in = maps.Clone(in)
+			in["trigger"] = []any{}
+		}
+	case "crm.remove_record":
+		if _, ok := in["wf_trigger"]; !ok {
+			in = maps.Clone(in)
+			in["wf_trigger"] = false
+		}
+	}
+	return in
+}
+
+// safeRetryInputs turns an in-doubt CRM create with duplicate-check fields
+// into an upsert, so a record the first attempt created is updated, not
+// created twice.
+func (x *executor) safeRetryInputs(action string, in map[string]any) map[string]any {
+	if action == "crm.create_record" && in["duplicate_check_fields"] != nil && in["upsert"] == nil {
+		in = maps.Clone(in)
+		in["upsert"] = true
+	}
+	return in
+}
+
+// booksSingular maps a Books collection to the key of one entity in its
+// answers.
+func booksSingular(entity string) string {
+	switch entity {
+	case "customerpayments", "vendorpayments":
+		return "payment"
+	case "creditnotes":
+		return "creditnote"
+	}
+	return strings.TrimSuffix(entity, "s")
+}
+
+// resolveInDoubt looks, for actions where Zoho allows it, for the result of
+// an attempt that may have reached Zoho: a Books entity created with a
+// reference_number is found by it.
+func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[string]any) (map[string]any, bool, error) {
+	if action != "books.create_record" {
+		return nil, false, nil
+	}
+	data, _ := in["data"].(map[string]any)
+	ref, _ := data["reference_number"].(string)
+	entity, _ := in["entity"].(string)
+	if ref == "" || entity == "" || in["parent_id"] != nil {
+		return nil, false, nil
+	}
+	q := map[string]any{"entity": entity, "search": map[string]any{"reference_number": ref}}
+	if org, ok := in["organization_id"]; ok {
+		q["organization_id"] = org
+	}
+	out, err := x.actor.RunAction(ctx, "books.get_records", q)
+	x.calls++
+	if err != nil {
+		return nil, false, classify(err)
+	}
+	list, _ := out[entity].([]any)
+	if len(list) == 0 {
+		return nil, false, nil
+	}
+	return map[string]any{"code": 0, "message": "found by reference_number after an interrupted create", booksSingular(entity): list[0]}, true, nil
+}
+
+// rememberWrite tells the loop guard about a CRM update zohook just made.
+func (x *executor) rememberWrite(ctx context.Context, action string, in, out map[string]any) {
+	if x.loops == nil || (action != "crm.update_record" && action != "crm.create_record") {
+		return
+	}
+	module, _ := in["module"].(string)
+	var fields []string
+	switch d := in["data"].(type) {
+	case map[string]any:
+		for k := range d {
+			fields = append(fields, k)
+		}
+	case []any:
+		for _, r := range d {
+			if m, ok := r.(map[string]any); ok {
+				for k := range m {
+					fields = append(fields, k)
+				}
+			}
+		}
+	}
+	results, _ := out["data"].([]any)
+	for _, r := range results {
+		m, _ := r.(map[string]any)
+		details, _ := m["details"].(map[string]any)
+		id, _ := details["id"].(string)
+		mt, _ := details["Modified_Time"].(string)
+		if id == "" {
+			continue
+		}
+		if err := x.loops.Remember(ctx, x.connection, module, id, fields, mt); err != nil {
+			x.log.Warn("loop guard not updated; the notification of this write may trigger rules again", "err", err)
+		}
+	}
+}
+
+// summarize keeps log lines short and free of record contents.
+func summarize(action string, out map[string]any) string {
+	if id, ok := out["id"].(string); ok && id != "" {
+		return "id " + id
+	}
+	if data, ok := out["data"].([]any); ok {
+		return fmt.Sprintf("%d item(s)", len(data))
+	}
+	for k, v := range out {
+		if m, ok := v.(map[string]any); ok {
+			for _, idk := range []string{k + "_id", k + "_number"} {
+				if s, ok := m[idk].(string); ok {
+					return idk + " " + s
+				}
+			}
+		}
+	}
+	return "ok"
+}
+
+// classify marks failures retrying cannot fix as permanent; everything else
+// (network, 5xx, 429, token trouble, auth needing a human) is retried with
+// backoff, honouring the wait Zoho asked for, until the event runs out of
+// deliveries.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if zoho.IsRetryable(err) || zoho.IsAuth(err) || errors.Is(err, context.DeadlineExceeded) {
+		if wait, ok := zoho.IsRateLimited(err); ok && wait > 0 {
+			return &retryAfterError{err: err, wait: wait}
+		}
+		return err
+	}
+	var ie *zoho.InputError
+	var ze *zoho.Error
+	var be *zoho.BatchError
+	if errors.As(err, &ie) || errors.As(err, &ze) || errors.As(err, &be) {
+		return worker.Permanent(err)
+	}
+	return err
+}
+
+type retryAfterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *retryAfterError) Error() string             { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error             { return e.err }
+func (e *retryAfterError) RetryAfter() time.Duration { return e.wait }

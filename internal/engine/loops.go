@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
+)
+
+// LoopGuard remembers zohook's own recent CRM writes in NATS KV (shared by
+// every worker), so that the notification Zoho sends about a write zohook
+// made does not run the rules again: a rule that updates its own Deal runs
+// once, not forever.
+//
+// An event is self-caused when, for its record, zohook wrote within the TTL
+// and either the record's Modified_Time equals the one Zoho returned for
+// zohook's write (exact; used when the record is loaded), or every changed
+// field the notification names is a field zohook wrote, or the notification
+// names no fields at all (then the guard errs on the side of not looping).
+type LoopGuard struct {
+	kv jetstream.KeyValue
+}
+
+// LoopGuardConfig configures the guard. Zero fields take defaults.
+type LoopGuardConfig struct {
+	Bucket   string        // default "zohook_writes"
+	TTL      time.Duration // how long a write is remembered; default 10m
+	Replicas int           // default 1
+}
+
+type writeMark struct {
+	Fields       []string  `json:"fields"`
+	ModifiedTime string    `json:"modified_time,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// OpenLoopGuard creates or opens the guard's bucket.
+func OpenLoopGuard(ctx context.Context, js jetstream.JetStream, cfg LoopGuardConfig) (*LoopGuard, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = "zohook_writes"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 10 * time.Minute
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "zohook's own recent CRM writes, for loop prevention",
+		TTL:         cfg.TTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loop guard bucket %s: %w", cfg.Bucket, err)
+	}
+	return &LoopGuard{kv: kv}, nil
+}
+
+func markKey(conn, module, id string) string {
+	return "w." + events.Token(conn) + "." + events.Token(module) + "." + events.Token(id)
+}
+
+// Remember records that zohook wrote fields of a record; modifiedTime is the
+// Modified_Time Zoho returned for the write ("" if unknown).
+func (g *LoopGuard) Remember(ctx context.Context, conn, module, id string, fields []string, modifiedTime string) error {
+	key := markKey(conn, module, id)
+	m := writeMark{Fields: slices.Clone(fields), ModifiedTime: modifiedTime, At: time.Now().UTC()}
+	if prev, err := g.get(ctx, key); err == nil && prev != nil {
+		for _, f := range prev.Fields {
+			if !slices.Contains(m.Fields, f) {
+				m.Fields = append(m.Fields, f)
+			}
+		}
+		if m.ModifiedTime == "" {
+			m.ModifiedTime = prev.ModifiedTime
+		}
+	}
+	slices.Sort(m.Fields)
+	b, _ := json.Marshal(m)
+	if _, err := g.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("loop guard: %w", err)
+	}
+	return nil
+}
+
+// SelfCaused reports whether an event about the record was caused by
+// zohook's own recent write (see LoopGuard).
+func (g *LoopGuard) SelfCaused(ctx context.Context, conn, module, id string, changed []string, recordModifiedTime string) (bool, error) {
+	m, err := g.get(ctx, markKey(conn, module, id))
+	if err != nil || m == nil {
+		return false, err
+	}
+	if recordModifiedTime != "" && m.ModifiedTime != "" {
+		return sameInstant(recordModifiedTime, m.ModifiedTime), nil
+	}
+	if len(changed) == 0 {
+		return true, nil
+	}
+	for _, f := range changed {
+		if !slices.Contains(m.Fields, f) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (g *LoopGuard) get(ctx context.Context, key string) (*writeMark, error) {
+	e, err := g.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loop guard: %w", err)
+	}
+	var m writeMark
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return nil, fmt.Errorf("loop guard entry: %w", err)
+	}
+	return &m, nil
+}
+
+// sameInstant compares Zoho timestamps, which may differ in offset notation.
+func sameInstant(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ta, errA := time.Parse(time.RFC3339, a)
+	tb, errB := time.Parse(time.RFC3339, b)
+	return errA == nil && errB == nil && ta.Equal(tb)
+}

@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/zohook/zohook/internal/events/eventstest"
+)
+
+func TestLoopGuard(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	g, err := OpenLoopGuard(ctx, env.JS, LoopGuardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := func(changed []string, mt string) bool {
+		t.Helper()
+		ok, err := g.SelfCaused(ctx, "default", "Deals", "42", changed, mt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if self([]string{"Stage"}, "") {
+		t.Fatal("no write yet: nothing is self-caused")
+	}
+	if err := g.Remember(ctx, "default", "Deals", "42", []string{"Invoice_Number"}, "2026-11-29T10:00:00+05:30"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		changed []string
+		mt      string
+		want    bool
+	}{
+		{"same modified time, other offset notation", nil, "2026-11-29T04:30:00Z", true},
+		{"later modified time: someone else edited", []string{"Invoice_Number"}, "2026-11-29T10:05:00+05:30", false},
+		{"only our field changed", []string{"Invoice_Number"}, "", true},
+		{"a user field changed too", []string{"Invoice_Number", "Stage"}, "", false},
+		{"no information: do not loop", nil, "", true},
+	}
+	for _, c := range cases {
+		if got := self(c.changed, c.mt); got != c.want {
+			t.Errorf("%s: self-caused = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if ok, _ := g.SelfCaused(ctx, "default", "Deals", "43", nil, ""); ok {
+		t.Fatal("another record is not self-caused")
+	}
+}
