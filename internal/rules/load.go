@@ -58,8 +58,8 @@ type loader struct {
 	rule     string // current rule name, for problems
 	// recordReported: "uses record but does not load it" is said once per rule.
 	recordReported bool
-	vars     map[string]any
-	actions  map[string]*actionDef
+	vars           map[string]any
+	actions        map[string]*actionDef
 }
 
 func (l *loader) errAt(p pos, format string, args ...any) {
