@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -26,8 +27,9 @@ const memoryBudget = 200_000
 type compiled struct {
 	src     string
 	prog    *vm.Program
-	steps   []string // step ids referenced as steps.<id>
-	usesRec bool     // refers to `record`
+	steps   []string   // step ids referenced as steps.<id>
+	usesRec bool       // refers to `record`
+	vms     *sync.Pool // of *vm.VM, shared by a Set's expressions
 }
 
 // exprRef is one steps.X / vars.X / record.X reference found in an expression.
@@ -37,8 +39,15 @@ type exprRef struct {
 }
 
 func (c *compiled) run(env *exprEnv) (any, error) {
-	m := vm.VM{MemoryBudget: memoryBudget}
+	m := c.vms.Get().(*vm.VM)
+	defer c.vms.Put(m)
 	return m.Run(c.prog, env)
+}
+
+// newVMPool returns a pool of VMs: reusing one saves its stack allocations
+// on every evaluation. Run resets a VM's state, including the memory count.
+func newVMPool() *sync.Pool {
+	return &sync.Pool{New: func() any { return &vm.VM{MemoryBudget: memoryBudget} }}
 }
 
 // exprOptions builds the compile options of a Set: environment type, the
@@ -118,7 +127,7 @@ func toInt(v any) (int, bool) {
 
 // compileExpr compiles src; on failure it returns the error message and the
 // rune offset of the problem inside src (-1 when unknown).
-func compileExpr(src string, opts []expr.Option, asBool bool) (*compiled, []exprRef, string, int) {
+func compileExpr(src string, opts []expr.Option, vms *sync.Pool, asBool bool) (*compiled, []exprRef, string, int) {
 	if asBool {
 		opts = append(opts[:len(opts):len(opts)], expr.AsBool())
 	}
@@ -129,7 +138,7 @@ func compileExpr(src string, opts []expr.Option, asBool bool) (*compiled, []expr
 		}
 		return nil, nil, err.Error(), -1
 	}
-	c := &compiled{src: src, prog: prog}
+	c := &compiled{src: src, prog: prog, vms: vms}
 	v := &refVisitor{}
 	node := prog.Node()
 	ast.Walk(&node, v)

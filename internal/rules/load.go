@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/goccy/go-yaml"
@@ -60,6 +61,7 @@ type loader struct {
 	recordReported bool
 	vars           map[string]any
 	actions        map[string]*actionDef
+	vms            *sync.Pool
 }
 
 func (l *loader) errAt(p pos, format string, args ...any) {
@@ -90,7 +92,7 @@ func nodePos(n ast.Node) pos {
 // Parse parses rules from data; file names the source in problems.
 func Parse(file string, data []byte, opts ...Option) (*Set, error) {
 	o := buildOptions(opts)
-	l := &loader{file: file, anchors: map[string]ast.Node{}, opts: exprOptions(&o), actions: actionTable()}
+	l := &loader{file: file, anchors: map[string]ast.Node{}, opts: exprOptions(&o), actions: actionTable(), vms: newVMPool()}
 	set := &Set{file: file, opts: o, vars: map[string]any{}}
 	sum := sha256.Sum256(data)
 	set.version = hex.EncodeToString(sum[:6])
@@ -792,7 +794,7 @@ func (l *loader) compileWhen(n ast.Node, r *Rule, stepIDs map[string]int, stepId
 		l.errf(n, "when: write the expression without ${...}")
 		return nil
 	}
-	c, refs, msg, at := compileExpr(src, l.opts, true)
+	c, refs, msg, at := compileExpr(src, l.opts, l.vms, true)
 	msg = friendlyExprMessage(msg)
 	if c == nil {
 		l.errAt(exprPos(u, 0, at, src), "when: %s", msg)
@@ -926,7 +928,7 @@ func (l *loader) compileValue(n ast.Node, r *Rule, stepIDs map[string]int, stepI
 		return constValue{v: parts[0].lit}, parts[0].lit
 	}
 	compileOne := func(p templatePart) *exprValue {
-		c, refs, msg, at := compileExpr(p.expr, l.opts, false)
+		c, refs, msg, at := compileExpr(p.expr, l.opts, l.vms, false)
 		msg = friendlyExprMessage(msg)
 		if c == nil {
 			l.errAt(exprPos(u, p.offset, at, s), "expression ${%s}: %s", strings.TrimSpace(p.expr), msg)

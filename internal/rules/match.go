@@ -61,12 +61,15 @@ func (s *Set) Match(ev *Event) []*Rule {
 	for _, k := range [4]indexKey{{ev.Source, mod, op}, {ev.Source, mod, "*"}, {ev.Source, "*", op}, {ev.Source, "*", "*"}} {
 		for _, r := range s.index[k] {
 			if r.connectionOK(ev) && r.changedOK(ev) == "" && !slices.Contains(out, r) {
+				if out == nil {
+					out = make([]*Rule, 0, 4)
+				}
 				out = append(out, r)
 			}
 		}
 	}
 	if len(out) > 1 {
-		sort.Slice(out, func(i, j int) bool { return out[i].pos < out[j].pos })
+		slices.SortFunc(out, func(a, b *Rule) int { return a.pos - b.pos })
 	}
 	return out
 }
@@ -185,7 +188,7 @@ func (r *Rule) Condition(ev *Event, record map[string]any) (bool, error) {
 	if r.when == nil {
 		return true, nil
 	}
-	env := &exprEnv{Event: toExprEvent(ev), Record: record, Steps: map[string]any{}, Vars: r.set.vars}
+	env := &exprEnv{Event: toExprEvent(ev), Record: record, Vars: r.set.vars}
 	return r.evalBool(r.when, env, "when")
 }
 
