@@ -1,0 +1,240 @@
+package zohotest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// maxAttachmentBytes is the 20 MB per-file cap (§4.1).
+const maxAttachmentBytes = 20 << 20
+
+// Attachment is a file (or link) attached to a CRM record or a Books entity.
+type Attachment struct {
+	ID          string
+	FileName    string
+	Title       string
+	Size        int64
+	Content     []byte
+	ContentType string
+	LinkURL     string // set for link attachments (attachmentUrl)
+	Created     time.Time
+}
+
+var (
+	errNoFile   = errors.New("no file part")
+	errTooLarge = errors.New("file too large")
+)
+
+// multipartFile reads the named file part of a multipart/form-data body.
+func multipartFile(rq *request, field string) (*Attachment, error) {
+	ct, p, err := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
+	if err != nil || ct != "multipart/form-data" {
+		return nil, errNoFile
+	}
+	mr := multipart.NewReader(bytes.NewReader(rq.body), p["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return nil, errNoFile
+		}
+		if part.FormName() != field || part.FileName() == "" {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxAttachmentBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("read part: %w", err)
+		}
+		if len(b) > maxAttachmentBytes {
+			return nil, errTooLarge
+		}
+		ctype := part.Header.Get("Content-Type")
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		return &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}, nil
+	}
+}
+
+func (s *Server) serveAttachments(rq *request, mod *crmModule, recID string, rest []string) *response {
+	rec, ok := mod.recs[recID]
+	if !ok {
+		return crmErrResp(http.StatusBadRequest, "INVALID_DATA", "the related id given seems to be invalid",
+			map[string]any{"related_status": "invalid", "resource_path_index": 1})
+	}
+	m := rq.r.Method
+	if len(rest) == 1 {
+		aid := rest[0]
+		switch m {
+		case http.MethodGet:
+			a := findAttachment(mod.attachments[recID], aid)
+			if a == nil {
+				return emptyResp(http.StatusNoContent)
+			}
+			if a.LinkURL != "" {
+				return &response{status: http.StatusFound, header: http.Header{"Location": {a.LinkURL}}}
+			}
+			return &response{status: http.StatusOK, header: http.Header{"Content-Type": {a.ContentType},
+				"Content-Disposition": {mime.FormatMediaType("attachment", map[string]string{"filename": a.FileName})}}, body: a.Content}
+		case http.MethodDelete:
+			return s.deleteAttachments(mod, recID, []string{aid})
+		}
+		return badMethod()
+	}
+	switch m {
+	case http.MethodPost:
+		return s.uploadAttachment(rq, mod, recID)
+	case http.MethodGet:
+		return s.listAttachments(rq, mod, rec)
+	case http.MethodDelete:
+		ids := splitList(rq.query("ids"))
+		if len(ids) == 0 {
+			return missingParam("ids")
+		}
+		return s.deleteAttachments(mod, recID, ids)
+	}
+	return badMethod()
+}
+
+func findAttachment(list []*Attachment, id string) *Attachment {
+	for _, a := range list {
+		if a.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+func (s *Server) uploadAttachment(rq *request, mod *crmModule, recID string) *response {
+	title := rq.query("title")
+	a, err := multipartFile(rq, "file")
+	switch {
+	case errors.Is(err, errTooLarge):
+		return tooLarge(apiCRM)
+	case err != nil:
+		// attachmentUrl is a query parameter in the OAS and a form field in the v7 docs (§4.2): accept both.
+		link := rq.query("attachmentUrl")
+		if link == "" {
+			link = multipartValue(rq, "attachmentUrl")
+		}
+		if link == "" {
+			if form, perr := url.ParseQuery(string(rq.body)); perr == nil {
+				link = form.Get("attachmentUrl")
+				if title == "" {
+					title = form.Get("title")
+				}
+			}
+		}
+		if link == "" {
+			return jsonResp(http.StatusBadRequest, map[string]any{"code": "INVALID_REQUEST", "message": "unable to process your request. please verify whether you have entered proper method name, parameter and parameter values.",
+				"status": "error", "details": map[string]any{"expected_type": "file or attachmentUrl"}})
+		}
+		a = &Attachment{FileName: link, LinkURL: link}
+	}
+	if title == "" {
+		title = multipartValue(rq, "title")
+	}
+	s.crm.attSeq += 3
+	a.ID = strconv.FormatInt(s.crm.attSeq, 10)
+	a.Title = title
+	a.Created = s.now()
+	mod.attachments[recID] = append(mod.attachments[recID], a)
+	now := a.Created.Format(crmTimeLayout)
+	return jsonResp(http.StatusOK, map[string]any{"data": []any{map[string]any{"code": "SUCCESS", "details": map[string]any{
+		"Modified_Time": now, "Modified_By": minUser(), "Created_Time": now, "id": a.ID, "Created_By": minUser()},
+		"message": "attachment uploaded successfully", "status": "success"}}})
+}
+
+func (s *Server) listAttachments(rq *request, mod *crmModule, rec map[string]any) *response {
+	if rq.query("fields") == "" {
+		return missingParam("fields")
+	}
+	recID := str(rec["id"])
+	list := mod.attachments[recID]
+	perPage, page := 200, 1
+	if v := rq.query("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return invalidParam("per_page")
+		}
+		perPage = n
+	}
+	if v := rq.query("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return invalidParam("page")
+		}
+		page = n
+	}
+	off := (page - 1) * perPage
+	if off >= len(list) {
+		return emptyResp(http.StatusNoContent)
+	}
+	end := min(off+perPage, len(list))
+	parentName := str(rec[displayField(mod.name)])
+	var data []any
+	for _, a := range list[off:end] {
+		t := a.Created.Format(crmTimeLayout)
+		kind, link := "Attachment", any(nil)
+		attType := 1
+		if a.LinkURL != "" {
+			kind, link, attType = "Link URL", a.LinkURL, 2
+		}
+		data = append(data, map[string]any{"id": a.ID, "File_Name": a.FileName, "Size": strconv.FormatInt(a.Size, 10),
+			"Owner": copyRec(fakeUser), "Created_Time": t, "Modified_Time": t, "Created_By": copyRec(fakeUser),
+			"Modified_By": copyRec(fakeUser), "Parent_Id": map[string]any{"id": recID, "name": parentName},
+			"$file_id": "fid_" + a.ID, "$se_module": mod.name, "$editable": true, "$type": kind, "$state": "save",
+			"$link_url": link, "$attachment_type": attType, "$sharing_permission": "full_access", "Title": a.Title})
+	}
+	return jsonResp(http.StatusOK, map[string]any{"data": data, "info": map[string]any{"per_page": perPage, "count": len(data),
+		"page": page, "more_records": end < len(list)}})
+}
+
+func (s *Server) deleteAttachments(mod *crmModule, recID string, ids []string) *response {
+	var results []any
+	ok := 0
+	for _, id := range ids {
+		i := slices.IndexFunc(mod.attachments[recID], func(a *Attachment) bool { return a.ID == id })
+		if i < 0 {
+			results = append(results, crmErr("INVALID_DATA", "the id given seems to be invalid", map[string]any{"id": id}))
+			continue
+		}
+		mod.attachments[recID] = slices.Delete(mod.attachments[recID], i, i+1)
+		ok++
+		results = append(results, map[string]any{"code": "SUCCESS", "details": map[string]any{"id": id},
+			"message": "record deleted", "status": "success"})
+	}
+	status := http.StatusOK
+	switch {
+	case ok == 0:
+		status = http.StatusBadRequest
+	case ok < len(ids):
+		status = http.StatusMultiStatus
+	}
+	return jsonResp(status, map[string]any{"data": results})
+}
+
+// CRMAttachments returns copies of the attachments of one CRM record.
+func (s *Server) CRMAttachments(module, id string) []Attachment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mod, ok := s.crm.modules[module]
+	if !ok {
+		return nil
+	}
+	var out []Attachment
+	for _, a := range mod.attachments[id] {
+		c := *a
+		c.Content = bytes.Clone(a.Content)
+		out = append(out, c)
+	}
+	return out
+}
