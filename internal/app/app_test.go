@@ -49,6 +49,7 @@ func TestDevModeEndToEnd(t *testing.T) {
 	o.Addr, o.Dev, o.Connection, o.BodyLimit = "127.0.0.1:0", true, "default", 1<<20
 	o.PublishTimeout, o.ShutdownGrace, o.LogLevel = 2*time.Second, 5*time.Second, "info"
 	o.NATS = NATSOptions{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
+	o.Getenv = func(string) string { return "" } // no Zoho credentials: the fake is used
 	o.Worker = WorkerOptions{Rules: "../../rules.yaml", AckWait: 30 * time.Second, MaxDeliver: 5, EventTimeout: time.Minute, ShutdownGrace: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -68,9 +69,18 @@ func TestDevModeEndToEnd(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"accepted":1`) {
 		t.Fatalf("sample curl: %d %s", resp.StatusCode, body)
 	}
-	waitUntil(t, "worker handled the event", func() bool {
+	waitUntil(t, "the example Closed-Won rule ran against the fake Zoho", func() bool {
 		return strings.Contains(stderr.String(), "event handled") && strings.Contains(stderr.String(), "record_id=5725767000000524157")
 	})
+	logs := stderr.String()
+	for _, want := range []string{
+		`msg="rule done" event_id=`, "rule=deal-won-create-invoice",
+		"action=books.create_record", "action=crm.update_record", "result=\"invoice_number INV-",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("worker log lacks %q:\n%s", want, logs)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -5,14 +5,25 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+
+	"github.com/zohook/zohook/internal/zoho"
+	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
 
 // devToken is the CRM notification token -dev accepts when none is set.
 const devToken = "zohook-dev-token"
 
+// Demo data the example rules.yaml and the printed curl refer to.
+const (
+	demoDealID = "5725767000000524157" // the fake's seeded Closed Won deal
+	demoItemID = "982000000030049"     // vars.books_item_id in the example rules.yaml
+)
+
 // devEnv is what -dev starts besides the receiver.
 type devEnv struct {
+	fake    *zohotest.Server
 	closers []func()
 }
 
@@ -22,8 +33,11 @@ func (d *devEnv) Close() {
 	}
 }
 
-// startDev applies -dev defaults: text logs, a known notification token.
+// startDev applies -dev defaults: a known notification token, text logs,
+// and a seeded fake Zoho when no Zoho credentials are configured, so a
+// newcomer sees the whole product work without a Zoho account.
 func startDev(_ context.Context, o *ReceiverOptions, log *slog.Logger) (*devEnv, error) {
+	d := &devEnv{}
 	if len(o.CRMTokens) == 0 {
 		o.CRMTokens = []string{devToken}
 	}
@@ -34,12 +48,31 @@ func startDev(_ context.Context, o *ReceiverOptions, log *slog.Logger) (*devEnv,
 		o.Worker.Concurrency = 8
 	}
 	o.Worker.NATS = o.NATS
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	o.Worker.Getenv = getenv
+	env, err := zoho.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if !env.HasCredentials() && o.ConfigFile == "" {
+		d.fake = zohotest.NewServer(zohotest.WithLogger(log.With("component", "fake-zoho")))
+		d.closers = append(d.closers, d.fake.Close)
+		demo := d.fake.SeedDemo()
+		d.fake.BooksInsert(demo.OrgID, "items", map[string]any{"item_id": demoItemID, "name": "Annual licence (rules.yaml demo item)", "rate": 1200})
+		cr := d.fake.Credentials()
+		o.Worker.ZohoOverride = &zoho.Config{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, RefreshToken: cr.RefreshToken,
+			DC: "us", AccountsURL: d.fake.URL(), BooksOrgID: cr.OrgID}
+		log.Info("dev mode: no Zoho credentials set, using a local fake Zoho", "url", d.fake.URL())
+	}
 	log.Info("dev mode: embedded NATS, receiver and worker in one process")
-	return &devEnv{}, nil
+	return d, nil
 }
 
 // printDevBanner tells a newcomer where things are and how to send an event.
-func printDevBanner(w io.Writer, addr string, bb *Backbone, _ *devEnv, token string) {
+func printDevBanner(w io.Writer, addr string, bb *Backbone, d *devEnv, token string) {
 	host := addr
 	if strings.HasPrefix(host, "[::]:") || strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") {
 		host = "localhost:" + host[strings.LastIndex(host, ":")+1:]
@@ -48,16 +81,24 @@ func printDevBanner(w io.Writer, addr string, bb *Backbone, _ *devEnv, token str
 	if bb.Embedded != nil && bb.Embedded.ClientURL() != "" {
 		natsURL = bb.Embedded.ClientURL()
 	}
-	body := fmt.Sprintf(`{"server_time":1764400000000,"module":"Deals","ids":["5725767000000524157"],"operation":"update","affected_fields":["Stage"],"channel_id":"1000000068001","token":"%s"}`, token)
+	zohoLine := "real Zoho (credentials from the environment / -config)"
+	if d != nil && d.fake != nil {
+		zohoLine = d.fake.URL() + "   (fake Zoho, seeded: Deal " + demoDealID + " is Closed Won)"
+	}
+	body := fmt.Sprintf(`{"server_time":1764400000000,"module":"Deals","ids":["%s"],"operation":"update","affected_fields":["Stage"],"channel_id":"1000000068001","token":"%s"}`, demoDealID, token)
 	fmt.Fprintf(w, `
 zohook is running (dev mode).
   receiver   http://%[1]s   (health: /healthz, readiness: /readyz, metrics: /metrics)
   NATS       %[2]s   (workers may join with: go run ./cmd/worker -nats-url %[2]s)
+  Zoho       %[4]s
 
 Send a sample Zoho CRM notification (a Deal moved to Closed Won):
 
   curl -sS -X POST http://%[1]s/zoho/crm/notify -H 'Content-Type: application/json' \
     -d '%[3]s'
 
-`, host, natsURL, body)
+The worker's log then shows each Zoho call the example rules.yaml makes: Books contact,
+invoice, and the invoice number written back to the Deal.
+
+`, host, natsURL, body, zohoLine)
 }

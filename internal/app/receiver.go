@@ -60,6 +60,7 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	o.Worker.ConfigFile = o.ConfigFile
 	var dev *devEnv
 	if o.Dev {
 		if dev, err = startDev(ctx, &o, log); err != nil {
@@ -112,20 +113,26 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info("receiver listening", "addr", l.Addr().String())
 
-	workerDone := make(chan error, 1)
+	var workerDone chan error // stays nil (never ready) without an in-process worker
 	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorker()
 	if o.Dev {
+		workerDone = make(chan error, 1)
 		go func() { workerDone <- runWorkerOn(wctx, bb, o.Worker, log, reg) }()
 		printDevBanner(stdout, l.Addr().String(), bb, dev, o.CRMTokens[0])
-	} else {
-		close(workerDone)
 	}
 
+	var workerErr error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
+	case workerErr = <-workerDone:
+		// In -dev the worker is part of the system: if it cannot run, stop
+		// and say why rather than accept events nobody handles.
+		if workerErr == nil {
+			workerErr = errors.New("worker stopped")
+		}
 	}
 	log.Info("shutting down: no new requests; finishing in-flight ones")
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownGrace)
@@ -134,9 +141,14 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		log.Warn("shutdown", "err", err)
 	}
 	stopWorker()
-	if err := <-workerDone; err != nil {
-		log.Warn("in-process worker", "err", err)
+	if workerDone != nil && workerErr == nil {
+		if err := <-workerDone; err != nil {
+			log.Warn("in-process worker", "err", err)
+		}
 	}
 	log.Info("receiver stopped")
+	if workerErr != nil {
+		return fmt.Errorf("worker: %w", workerErr)
+	}
 	return nil
 }

@@ -13,12 +13,13 @@ import (
 
 	"github.com/zohook/zohook/internal/config"
 	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/rules/rulescmd"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho/authcmd"
 )
 
 // SubcommandSynopsis lists the worker's operator subcommands for -h.
-const SubcommandSynopsis = "auth exchange|login|revoke|token ... | dlq list|show ID|replay ID|--all | replay -since DURATION"
+const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | dlq list|show ID|replay ID|--all | replay -since DURATION"
 
 // WorkerSubcommand runs `worker <name> args...` when name is a subcommand;
 // ok is false when it is not (the caller then parses worker flags).
@@ -26,6 +27,8 @@ func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, s
 	switch name {
 	case "auth":
 		return authcmd.Run(ctx, args, stdout, stderr, getenv), true
+	case "rules":
+		return rulescmd.Run(ctx, args, stdout, stderr), true
 	case "dlq":
 		return dlqCommand(ctx, args, stdout, stderr, getenv), true
 	case "replay":

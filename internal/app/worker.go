@@ -17,6 +17,7 @@ import (
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/worker"
+	"github.com/zohook/zohook/internal/zoho"
 )
 
 // WorkerOptions are the worker's settings (flags / ZOHOOK_* env).
@@ -31,12 +32,19 @@ type WorkerOptions struct {
 	LogFormat     string
 	LogLevel      string
 	NATS          NATSOptions
+	// ConfigFile: optional YAML with Zoho connections (see README).
+	ConfigFile string
+	// Getenv reads ZOHOOK_ZOHO_*; default os.Getenv.
+	Getenv func(string) string
+	// ZohoOverride replaces the environment's Zoho connection (-dev's fake).
+	ZohoOverride *zoho.Config
 }
 
 // Register adds the worker's flags to fs.
 func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.Rules, "rules", "rules.yaml", "rules `file` (hot-reloaded)")
 	o.registerTuning(fs)
+	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML `file` with Zoho connections (see README)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "listen `address` for /healthz, /readyz and /metrics; empty for none")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight events may finish before they are released for redelivery")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "json or text")
@@ -76,7 +84,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 
 // runWorkerOn runs the worker on an open backbone (shared by -dev).
 func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.Logger, reg *prometheus.Registry) error {
-	h, err := buildHandler(ctx, o, log, reg)
+	p, err := buildPipeline(ctx, bb, o, log, reg)
 	if err != nil {
 		return err
 	}
@@ -84,7 +92,9 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 		JS:            bb.JS,
 		Stream:        bb.Stream,
 		Consumer:      events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait},
-		Handler:       worker.Chain(h, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
+		Handler:       worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
+		DeadLetter:    p.dlq,
+		Observer:      p.observer,
 		Concurrency:   o.Concurrency,
 		ShutdownGrace: o.ShutdownGrace,
 		Logger:        log,
@@ -92,6 +102,13 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	if err != nil {
 		return err
 	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := p.watcher.Run(wctx); err != nil && wctx.Err() == nil {
+			log.Error("rules watcher stopped; rules will no longer reload", "err", err)
+		}
+	}()
 	return runner.Run(ctx)
 }
 
@@ -120,10 +137,4 @@ func serveOps(addr string, bb *Backbone, reg *prometheus.Registry, log *slog.Log
 	}()
 	log.Info("worker ops endpoints", "addr", l.Addr().String())
 	return func() { _ = srv.Close() }, nil
-}
-
-// buildHandler returns the event handler. Until the rules engine is wired
-// (issue 5) the worker only logs and acknowledges each event.
-func buildHandler(_ context.Context, _ WorkerOptions, _ *slog.Logger, _ *prometheus.Registry) (worker.Handler, error) {
-	return worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error { return nil }), nil
 }

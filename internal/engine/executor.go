@@ -215,7 +215,7 @@ func summarize(action string, out map[string]any) string {
 	}
 	for k, v := range out {
 		if m, ok := v.(map[string]any); ok {
-			for _, idk := range []string{k + "_id", k + "_number"} {
+			for _, idk := range []string{k + "_number", k + "_id"} {
 				if s, ok := m[idk].(string); ok {
 					return idk + " " + s
 				}

@@ -336,10 +336,20 @@ func TestRateLimitStormRetries(t *testing.T) {
 		t.Fatalf("exhausted: %v", err)
 	}
 	e.s.ClearFaults()
+	// A POST is a create: after a 500 Zoho may have created the record, so
+	// the client does not repeat it (the worker's journal decides); after a
+	// 429 Zoho certainly did nothing, so it does.
 	e.s.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/books/v3/contacts", Status: http.StatusInternalServerError, Times: 2})
+	e.s.ResetCalls()
+	if _, _, err := e.c.Books.CreateRecord(ctx, "contacts", map[string]any{"contact_name": "Bowman"}, nil); err == nil ||
+		!zoho.IsRetryable(err) || len(e.s.CallsTo(http.MethodPost, "/books/v3/contacts")) != 1 {
+		t.Fatalf("books POST 500 must fail after one call, retryable by the caller: %v", err)
+	}
+	e.s.ClearFaults()
+	e.s.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/books/v3/contacts", Status: http.StatusTooManyRequests, Times: 2})
 	out, resp, err := e.c.Books.CreateRecord(ctx, "contacts", map[string]any{"contact_name": "Bowman"}, nil)
 	if err != nil || resp.Attempts != 3 || out["contact"] == nil {
-		t.Fatalf("books 500s: %v %v", err, resp)
+		t.Fatalf("books POST 429s: %v %v", err, resp)
 	}
 	// 400 is not retried by default.
 	e.s.ResetCalls()
