@@ -172,11 +172,11 @@ type ruleExecutor struct {
 }
 
 func (r ruleExecutor) Execute(ctx context.Context, call rules.Call) (map[string]any, error) {
-	x := *r.x
-	x.log = r.log.With("step", call.Key)
-	out, err := x.execute(ctx, call.Key, call.Action, call.Inputs)
-	r.x.calls += x.calls
-	return out, err
+	// Rules of one event run one after another, so swapping the logger is safe.
+	saved := r.x.log
+	r.x.log = r.log
+	defer func() { r.x.log = saved }()
+	return r.x.execute(ctx, call.Key, call.Action, call.Inputs)
 }
 
 func connectionOf(ev *rules.Event) string {
