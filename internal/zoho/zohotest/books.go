@@ -82,9 +82,13 @@ func newBooksOrg(id, name string) *booksOrg {
 		comments: map[string][]map[string]any{}, files: map[string]*Attachment{}}
 }
 
-func booksErr(code int, msg string) map[string]any { return map[string]any{"code": code, "message": msg} }
+func booksErr(code int, msg string) map[string]any {
+	return map[string]any{"code": code, "message": msg}
+}
 
-func booksErrResp(status, code int, msg string) *response { return jsonResp(status, booksErr(code, msg)) }
+func booksErrResp(status, code int, msg string) *response {
+	return jsonResp(status, booksErr(code, msg))
+}
 
 func (s *Server) nextBooksID() string {
 	s.bookSeq += 1 + s.bookSeq%5

@@ -434,7 +434,7 @@ func (s *Server) emit(module, op string, ids []string, affected map[string][]str
 		}
 		body := map[string]any{"server_time": now.UnixMilli(), "query_params": qp, "module": module,
 			"resource_uri": s.URL() + "/crm/v2/" + module, // Zoho's samples say v2 even on v8 (§5.7)
-			"ids": slices.Clone(ids), "affected_fields": []any{}, "operation": op, "channel_id": c.id, "token": nil}
+			"ids":          slices.Clone(ids), "affected_fields": []any{}, "operation": op, "channel_id": c.id, "token": nil}
 		if c.token != nil {
 			body["token"] = *c.token
 		}
