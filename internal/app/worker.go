@@ -26,6 +26,7 @@ type WorkerOptions struct {
 	Concurrency   int
 	MaxDeliver    int
 	AckWait       time.Duration
+	PinnedTTL     time.Duration
 	EventTimeout  time.Duration
 	MetricsAddr   string
 	ShutdownGrace time.Duration
@@ -56,6 +57,7 @@ func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "events handled at once (events of one record always run in order)")
 	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
 	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
+	fs.DurationVar(&o.PinnedTTL, "pinned-ttl", events.DefaultPinnedTTL, "how long a silent worker process keeps its partitions before another takes them over")
 	fs.DurationVar(&o.EventTimeout, "event-timeout", 5*time.Minute, "longest one attempt at an event may take")
 }
 
@@ -91,7 +93,7 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	runner, err := worker.NewRunner(worker.Config{
 		JS:            bb.JS,
 		Stream:        bb.Stream,
-		Consumer:      events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait},
+		Consumer:      events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL},
 		Handler:       worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
 		DeadLetter:    p.dlq,
 		Observer:      p.observer,
