@@ -27,6 +27,7 @@ type WorkerOptions struct {
 	MaxDeliver    int
 	AckWait       time.Duration
 	PinnedTTL     time.Duration
+	RatePatience  time.Duration
 	EventTimeout  time.Duration
 	MetricsAddr   string
 	ShutdownGrace time.Duration
@@ -58,6 +59,7 @@ func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
 	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
 	fs.DurationVar(&o.PinnedTTL, "pinned-ttl", events.DefaultPinnedTTL, "how long a silent worker process keeps its partitions before another takes them over")
+	fs.DurationVar(&o.RatePatience, "rate-limit-patience", 10*time.Minute, "how long an event waits in-process for a Zoho rate limit to clear before it is retried later")
 	fs.DurationVar(&o.EventTimeout, "event-timeout", 5*time.Minute, "longest one attempt at an event may take")
 }
 
@@ -91,15 +93,16 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 		return err
 	}
 	runner, err := worker.NewRunner(worker.Config{
-		JS:            bb.JS,
-		Stream:        bb.Stream,
-		Consumer:      events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL},
-		Handler:       worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
-		DeadLetter:    p.dlq,
-		Observer:      p.observer,
-		Concurrency:   o.Concurrency,
-		ShutdownGrace: o.ShutdownGrace,
-		Logger:        log,
+		JS:                bb.JS,
+		Stream:            bb.Stream,
+		Consumer:          events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL},
+		Handler:           worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
+		DeadLetter:        p.dlq,
+		Observer:          p.observer,
+		Concurrency:       o.Concurrency,
+		RateLimitPatience: o.RatePatience,
+		ShutdownGrace:     o.ShutdownGrace,
+		Logger:            log,
 	})
 	if err != nil {
 		return err

@@ -234,8 +234,8 @@ func classify(err error) error {
 		return nil
 	}
 	if zoho.IsRetryable(err) || zoho.IsAuth(err) || errors.Is(err, context.DeadlineExceeded) {
-		if wait, ok := zoho.IsRateLimited(err); ok && wait > 0 {
-			return &retryAfterError{err: err, wait: wait}
+		if wait, ok := zoho.IsRateLimited(err); ok {
+			return &rateLimitedError{err: err, wait: wait}
 		}
 		return err
 	}
@@ -248,11 +248,14 @@ func classify(err error) error {
 	return err
 }
 
-type retryAfterError struct {
+// rateLimitedError tells the worker to wait for the limit to clear (what
+// Zoho asked, when it said) rather than spend a delivery.
+type rateLimitedError struct {
 	err  error
 	wait time.Duration
 }
 
-func (e *retryAfterError) Error() string             { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error             { return e.err }
-func (e *retryAfterError) RetryAfter() time.Duration { return e.wait }
+func (e *rateLimitedError) Error() string             { return e.err.Error() }
+func (e *rateLimitedError) Unwrap() error             { return e.err }
+func (e *rateLimitedError) RetryAfter() time.Duration { return e.wait }
+func (e *rateLimitedError) RateLimited() bool         { return true }

@@ -86,3 +86,11 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// IsRateLimited reports failures caused by a rate limit (Zoho's 429, Books
+// code 44): the Runner waits and retries them in-process instead of spending
+// the event's deliveries. Errors say so with a RateLimited() bool method.
+func IsRateLimited(err error) bool {
+	var rl interface{ RateLimited() bool }
+	return errors.As(err, &rl) && rl.RateLimited()
+}

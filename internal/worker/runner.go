@@ -30,7 +30,8 @@ const (
 	OutcomeAcked        = "acked"
 	OutcomeRetried      = "retried"
 	OutcomeDeadLettered = "dead_lettered"
-	OutcomeInvalid      = "invalid" // not an envelope
+	OutcomeInvalid      = "invalid"      // not an envelope
+	OutcomeRateLimited  = "rate_limited" // waited in-process for a rate limit
 )
 
 // Config configures a Runner. Zero fields take the documented defaults.
@@ -48,6 +49,11 @@ type Config struct {
 	// DeadLetter receives permanent failures and events out of deliveries.
 	// Nil terminates them in JetStream with the reason (logged).
 	DeadLetter DeadLetterer
+	// RateLimitPatience: how long one delivery may wait in-process for a
+	// rate limit to clear (retrying after each wait) before it is nak'ed like
+	// any retryable failure. Waiting in-process keeps a 429 storm from using
+	// up the event's deliveries. Default 10m.
+	RateLimitPatience time.Duration
 	// ShutdownGrace: how long in-flight events may finish after Run's context
 	// ends before they are cancelled (and so nak'ed). Default 30s.
 	ShutdownGrace time.Duration
@@ -86,6 +92,9 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 30 * time.Second
+	}
+	if cfg.RateLimitPatience <= 0 {
+		cfg.RateLimitPatience = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -202,7 +211,7 @@ func (r *Runner) handle(m *Message) (retry bool) {
 
 	start := time.Now()
 	stop := r.keepAlive(m)
-	err := r.cfg.Handler.Handle(r.hctx, m)
+	err := r.handleWithPatience(m)
 	stop()
 	d := time.Since(start)
 
@@ -230,6 +239,28 @@ func (r *Runner) handle(m *Message) (retry bool) {
 		r.log.Info("event will be retried", "event_id", m.Envelope.ID, "delivery", m.Delivered, "retry_in", delay.Round(time.Millisecond), "err", err)
 		r.observe(m, OutcomeRetried, d)
 		return true
+	}
+}
+
+// handleWithPatience runs the handler; while it fails only because of a
+// rate limit, it waits (what Zoho asked, else backoff) and tries again, up
+// to RateLimitPatience. Completed steps are journaled, so a retry resumes.
+func (r *Runner) handleWithPatience(m *Message) error {
+	var waited time.Duration
+	for try := 1; ; try++ {
+		err := r.cfg.Handler.Handle(r.hctx, m)
+		if err == nil || !IsRateLimited(err) || waited >= r.cfg.RateLimitPatience {
+			return err
+		}
+		wait := min(r.backoff(try, RetryAfter(err)), r.cfg.RateLimitPatience-waited)
+		r.log.Info("rate limited; waiting before trying again", "event_id", m.Envelope.ID, "wait", wait.Round(time.Millisecond))
+		r.observe(m, OutcomeRateLimited, wait)
+		select {
+		case <-r.hctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		waited += wait
 	}
 }
 
