@@ -15,7 +15,11 @@ type Fault struct {
 	Body       string        // "" = the Zoho-shaped default body for that API and status
 	RetryAfter time.Duration // if > 0, sent as Retry-After (whole seconds, rounded up)
 	Delay      time.Duration // sleep before answering (for client timeouts)
-	Times      int           // how many matching requests it applies to; 0 = until ClearFaults
+	// AnswerDelay: process the request normally, then hold the answer this
+	// long: a client that gives up (or dies) meanwhile never learns that
+	// Zoho acted. Ignored when Status is set.
+	AnswerDelay time.Duration
+	Times       int // how many matching requests it applies to; 0 = until ClearFaults
 }
 
 type faultEntry struct {

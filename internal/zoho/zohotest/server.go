@@ -319,17 +319,32 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (s *Server) serveAPI(r *http.Request, body []byte, kind apiKind) *response {
+	resp, hold := s.serveAPINow(r, body, kind)
+	if hold > 0 {
+		// The request is processed; its answer comes late, or never reaches
+		// a client that gave up meanwhile (Fault.AnswerDelay).
+		time.Sleep(hold)
+	}
+	return resp
+}
+
+func (s *Server) serveAPINow(r *http.Request, body []byte, kind apiKind) (_ *response, hold time.Duration) {
 	if !sleepCtx(r.Context(), s.cfg.latency) {
-		return nil
+		return nil, 0
 	}
 	if f, ok := s.matchFault(r); ok {
 		if !sleepCtx(r.Context(), f.Delay) {
-			return nil
+			return nil, 0
 		}
 		if f.Status > 0 {
-			return faultResponse(f, kind)
+			return faultResponse(f, kind), 0
 		}
+		hold = f.AnswerDelay
 	}
+	return s.dispatchAPI(r, body, kind), hold
+}
+
+func (s *Server) dispatchAPI(r *http.Request, body []byte, kind apiKind) *response {
 	if len(body) > maxBodyBytes {
 		return tooLarge(kind)
 	}
