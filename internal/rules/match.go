@@ -143,6 +143,9 @@ type Explanation struct {
 // Explain evaluates every rule against the event and record, for `rules
 // test`.
 func (s *Set) Explain(ev *Event, record map[string]any) []Explanation {
+	if ev == nil {
+		ev = &Event{}
+	}
 	out := make([]Explanation, 0, len(s.rules))
 	for _, r := range s.rules {
 		out = append(out, r.explain(ev, record))

@@ -258,6 +258,9 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, x := range set.Explain(ev, record) {
 		if !x.Matched {
 			fmt.Fprintf(stdout, "\nrule %s: no (%s: %s)\n", x.Rule, x.Stage, x.Reason)
+			if x.Stage == "condition" && record == nil && set.Rule(x.Rule).LoadRecord {
+				fmt.Fprintln(stdout, "  hint: record is null in this test; pass the record with --record RECORD.json")
+			}
 			if x.Stage == "condition" && strings.HasPrefix(x.Reason, "condition error") {
 				failed = true
 			}

@@ -175,6 +175,10 @@ func TestTestRawNotificationAndErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "rule r: no (condition: condition error: when:") {
 		t.Errorf("eval error: %d\n%s", code, out)
 	}
+	code, out, _ = run(t, "test", "--event", okEv, rules)
+	if code != 1 || !strings.Contains(out, "hint: record is null in this test; pass the record with --record RECORD.json") {
+		t.Errorf("no record: %d\n%s", code, out)
+	}
 	badEv := write(t, dir, "bad.json", `{"source":"crm.notify","modul":"Deals"}`)
 	if code, _, errs := run(t, "test", "--event", badEv, rules); code != 2 || !strings.Contains(errs, `unknown field "modul"`) {
 		t.Errorf("bad event: %d %s", code, errs)
