@@ -152,3 +152,5 @@ func details(m map[string]any) map[string]any {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func asList(v any) []any { l, _ := v.([]any); return l }
