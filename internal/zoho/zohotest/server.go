@@ -319,32 +319,29 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (s *Server) serveAPI(r *http.Request, body []byte, kind apiKind) *response {
-	resp, hold := s.serveAPINow(r, body, kind)
-	if hold > 0 {
-		// The request is processed; its answer comes late, or never reaches
-		// a client that gave up meanwhile (Fault.AnswerDelay).
-		time.Sleep(hold)
+	validate := kind == apiCRM && s.oas != nil
+	if validate {
+		s.oas.checkRequest(r, body)
+	}
+	resp := s.serveAPIInner(r, body, kind)
+	if validate {
+		s.oas.checkResponse(r, body, resp) // injected faults included: a custom fault body must honour the contract too
 	}
 	return resp
 }
 
-func (s *Server) serveAPINow(r *http.Request, body []byte, kind apiKind) (_ *response, hold time.Duration) {
+func (s *Server) serveAPIInner(r *http.Request, body []byte, kind apiKind) *response {
 	if !sleepCtx(r.Context(), s.cfg.latency) {
-		return nil, 0
+		return nil
 	}
 	if f, ok := s.matchFault(r); ok {
 		if !sleepCtx(r.Context(), f.Delay) {
-			return nil, 0
+			return nil
 		}
 		if f.Status > 0 {
-			return faultResponse(f, kind), 0
+			return faultResponse(f, kind)
 		}
-		hold = f.AnswerDelay
 	}
-	return s.dispatchAPI(r, body, kind), hold
-}
-
-func (s *Server) dispatchAPI(r *http.Request, body []byte, kind apiKind) *response {
 	if len(body) > maxBodyBytes {
 		return tooLarge(kind)
 	}
@@ -356,14 +353,7 @@ func (s *Server) dispatchAPI(r *http.Request, body []byte, kind apiKind) *respon
 		return s.serveAccounts(rq)
 	case apiCRM:
 		rq.segs = splitPath(strings.TrimPrefix(r.URL.Path, "/crm/v8"))
-		if s.oas != nil {
-			s.oas.checkRequest(r, body)
-		}
-		resp := s.serveCRMLocked(rq)
-		if s.oas != nil {
-			s.oas.checkResponse(r, body, resp)
-		}
-		return resp
+		return s.serveCRMLocked(rq)
 	case apiBooks:
 		rq.segs = splitPath(strings.TrimPrefix(r.URL.Path, "/books/v3"))
 		s.mu.Lock()
