@@ -189,8 +189,8 @@ func (s *Server) listAttachments(rq *request, mod *crmModule, rec map[string]any
 			kind, link, attType = "Link URL", a.LinkURL, 2
 		}
 		data = append(data, map[string]any{"id": a.ID, "File_Name": a.FileName, "Size": strconv.FormatInt(a.Size, 10),
-			"Owner": copyRec(fakeUser), "Created_Time": t, "Modified_Time": t, "Created_By": copyRec(fakeUser),
-			"Modified_By": copyRec(fakeUser), "Parent_Id": map[string]any{"id": recID, "name": parentName},
+			"Owner": fakeUser(), "Created_Time": t, "Modified_Time": t, "Created_By": fakeUser(),
+			"Modified_By": fakeUser(), "Parent_Id": map[string]any{"id": recID, "name": parentName},
 			"$file_id": "fid_" + a.ID, "$se_module": mod.name, "$editable": true, "$type": kind, "$state": "save",
 			"$link_url": link, "$attachment_type": attType, "$sharing_permission": "full_access", "Title": a.Title})
 	}

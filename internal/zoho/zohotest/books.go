@@ -35,9 +35,9 @@ type booksEntity struct {
 	deleted          string
 }
 
-var booksEntities = map[string]*booksEntity{}
-
-func init() {
+// newBooksEntities returns the entity table; each Server has its own so nothing package-level is mutable.
+func newBooksEntities() map[string]*booksEntity {
+	m := map[string]*booksEntity{}
 	for _, e := range []*booksEntity{
 		{plural: "contacts", singular: "contact", title: "Contact", required: []string{"contact_name"}, initialStatus: "active",
 			created: "The contact has been added.", updated: "Contact information has been saved.", deleted: "The contact has been deleted."},
@@ -65,8 +65,9 @@ func init() {
 		if e.plural == "customerpayments" {
 			e.idKey = "payment_id"
 		}
-		booksEntities[e.plural] = e
+		m[e.plural] = e
 	}
+	return m
 }
 
 type booksOrg struct {
@@ -124,7 +125,7 @@ func (s *Server) serveBooks(rq *request) *response {
 	if len(seg) == 0 {
 		return booksErrResp(http.StatusNotFound, 5, "Invalid URL Passed")
 	}
-	ent, ok := booksEntities[seg[0]]
+	ent, ok := s.booksEnt[seg[0]]
 	if !ok {
 		return booksErrResp(http.StatusNotFound, 5, "Invalid URL Passed")
 	}
@@ -569,7 +570,7 @@ func (s *Server) booksComments(rq *request, org *booksOrg, ent *booksEntity, rec
 		}
 		now := s.now()
 		c := map[string]any{"comment_id": s.nextBooksID(), ent.idKey: id, "description": in["description"],
-			"commented_by_id": fakeUser["id"], "commented_by": fakeUser["name"], "comment_type": "internal",
+			"commented_by_id": minUser()["id"], "commented_by": minUser()["name"], "comment_type": "internal",
 			"date": now.Format("2006-01-02"), "date_description": "few seconds ago", "time": now.Format("3:04 PM"),
 			"show_comment_to_clients": in["show_comment_to_clients"] == true}
 		org.comments[id] = append(org.comments[id], c)
@@ -650,7 +651,7 @@ func (s *Server) booksInsertLocked(orgID, entity string, rec map[string]any) str
 		org = newBooksOrg(orgID, "Org "+orgID)
 		s.books[orgID] = org
 	}
-	ent, ok := booksEntities[entity]
+	ent, ok := s.booksEnt[entity]
 	if !ok {
 		ent = &booksEntity{plural: entity, singular: strings.TrimSuffix(entity, "s"), idKey: strings.TrimSuffix(entity, "s") + "_id",
 			title: titleCase(strings.TrimSuffix(entity, "s"))} // seeding only; the API serves the known entities

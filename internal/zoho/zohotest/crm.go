@@ -12,10 +12,14 @@ import (
 	"time"
 )
 
-// The fake's only CRM user; it owns and modifies everything written through the API.
-var fakeUser = map[string]any{"name": "Patricia Boyle", "id": "5725767000000411001", "email": "p.boyle@zylker.com"}
+// fakeUser is the fake's only CRM user; it owns and modifies everything written through the API.
+func fakeUser() map[string]any {
+	return map[string]any{"name": "Patricia Boyle", "id": "5725767000000411001", "email": "p.boyle@zylker.com"}
+}
 
-func minUser() map[string]any { return map[string]any{"name": fakeUser["name"], "id": fakeUser["id"]} }
+func minUser() map[string]any {
+	return map[string]any{"name": "Patricia Boyle", "id": "5725767000000411001"}
+}
 
 // standardModules are the CRM modules the fake accepts out of the box (§2.1); custom ones come from WithModules
 // or from seeding with CRMInsert.
@@ -422,7 +426,7 @@ func (s *Server) insertOne(mod *crmModule, in map[string]any, idx int, dupFields
 		}
 		if dup := findDuplicate(mod, f, in[f]); dup != nil {
 			return crmErr("DUPLICATE_DATA", "duplicate data", map[string]any{"api_name": f, "json_path": fmt.Sprintf("$.data[%d].%s", idx, f),
-				"duplicate_record": map[string]any{"id": dup["id"], "module": map[string]any{"api_name": mod.name, "id": mod.id}, "Owner": fakeUser}})
+				"duplicate_record": map[string]any{"id": dup["id"], "module": map[string]any{"api_name": mod.name, "id": mod.id}, "Owner": fakeUser()}})
 		}
 	}
 	if e := s.resolveLookups(in, idx); e != nil {
@@ -440,7 +444,7 @@ func (s *Server) insertOne(mod *crmModule, in map[string]any, idx int, dupFields
 	rec["Created_Time"], rec["Modified_Time"] = now, now
 	rec["Created_By"], rec["Modified_By"] = minUser(), minUser()
 	if _, ok := rec["Owner"]; !ok {
-		rec["Owner"] = copyRec(fakeUser)
+		rec["Owner"] = fakeUser()
 	}
 	setFullName(mod.name, rec)
 	mod.recs[id] = rec
@@ -885,7 +889,7 @@ func (s *Server) crmInsertLocked(module string, rec map[string]any) string {
 		}
 	}
 	if _, ok := r["Owner"]; !ok {
-		r["Owner"] = copyRec(fakeUser)
+		r["Owner"] = fakeUser()
 	}
 	setFullName(module, r)
 	mod.recs[id] = r

@@ -3,6 +3,7 @@ package zohotest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -519,6 +520,11 @@ func (n *notifier) run() {
 		d := Delivery{ChannelID: j.channelID, URL: j.url, Body: j.body, At: j.at}
 		resp, err := n.client.Post(j.url, "application/json", bytes.NewReader(j.body))
 		if err != nil {
+			// The notify_url's query may carry a shared secret (§5.7): keep the URL out of errors and logs.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			d.Err = err.Error()
 			n.log.Warn("zohotest: notification delivery failed", "channel_id", j.channelID, "err", err)
 		} else {

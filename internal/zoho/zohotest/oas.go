@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -191,6 +192,8 @@ func cloneWithBody(r *http.Request, body []byte) *http.Request {
 }
 
 type readCloser struct{ *strings.Reader }
+
+var _ io.ReadCloser = readCloser{}
 
 func (readCloser) Close() error { return nil }
 

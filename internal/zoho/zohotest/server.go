@@ -38,6 +38,7 @@ type Server struct {
 	accounts accountsState
 	crm      crmState
 	books    map[string]*booksOrg
+	booksEnt map[string]*booksEntity
 	watch    watchState
 	failures []WebhookFailure
 	idSeq    int64 // CRM ids
@@ -181,6 +182,7 @@ func NewUnstarted(opts ...Option) *Server {
 	s.creds.RefreshToken = s.accounts.newRefreshToken("ZohoCRM.modules.ALL ZohoCRM.coql.READ ZohoCRM.notifications.ALL ZohoBooks.fullaccess.all")
 	s.crm.init(cfg.modules)
 	s.watch.init()
+	s.booksEnt = newBooksEntities()
 	s.books[s.creds.OrgID] = newBooksOrg(s.creds.OrgID, "Zillum")
 	s.notifier = newNotifier(s.log)
 	if cfg.oasDir != "" {
