@@ -519,8 +519,7 @@ func (s *Server) upsertOne(mod *crmModule, in map[string]any, idx int, dupFields
 		if _, ok := mod.recs[id]; ok {
 			item := s.updateOne(mod, id, in, idx, updated, affected, values)
 			if item["status"] == "success" {
-				item["action"] = "update"
-				item["duplicate_field"] = nil
+				item["action"] = "update" // no duplicate_field: the OAS types it as a non-nullable string
 			}
 			return item
 		}
@@ -540,8 +539,7 @@ func (s *Server) upsertOne(mod *crmModule, in map[string]any, idx int, dupFields
 	}
 	item := s.insertOne(mod, in, idx, nil, inserted)
 	if item["status"] == "success" {
-		item["action"] = "insert"
-		item["duplicate_field"] = nil
+		item["action"] = "insert" // duplicate_field omitted rather than null, see above
 	}
 	return item
 }
