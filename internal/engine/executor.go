@@ -34,7 +34,9 @@ var _ stepJournal = (*worker.Journal)(nil)
 type executor struct {
 	eventID    string
 	connection string
-	delivery   int
+	// fresh: first delivery of an event that was never replayed, so the
+	// journal cannot hold anything for it yet and need not be read.
+	fresh bool
 	actor      Actor
 	journal    stepJournal
 	loops      *LoopGuard
@@ -50,9 +52,12 @@ type executor struct {
 // died between sending it and recording Zoho's answer) is "in doubt":
 // resolveInDoubt looks for what the first attempt may have created.
 func (x *executor) execute(ctx context.Context, key, action string, in map[string]any) (map[string]any, error) {
-	rec, err := x.journal.Get(ctx, x.eventID, key)
-	if err != nil {
-		return nil, err // journal unavailable: retry the event later
+	var rec *worker.StepRecord
+	if !x.fresh {
+		var err error
+		if rec, err = x.journal.Get(ctx, x.eventID, key); err != nil {
+			return nil, err // journal unavailable: retry the event later
+		}
 	}
 	if rec != nil && rec.State == worker.StepDone {
 		x.log.Debug("step already done; using its journaled output", "step", key, "action", action)
@@ -75,8 +80,13 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 		in = x.safeRetryInputs(action, in)
 	}
 	in = withDefaults(action, in)
-	if err := x.journal.Start(ctx, x.eventID, key, action, attempts); err != nil {
-		return nil, err
+	if !readOnly(action, in) {
+		// Mark the step before sending it: if we die before recording the
+		// answer, the next delivery knows the call may have reached Zoho.
+		// Reads need no mark: repeating them changes nothing.
+		if err := x.journal.Start(ctx, x.eventID, key, action, attempts); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
 	out, err := x.actor.RunAction(ctx, action, in)
@@ -95,6 +105,18 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	x.rememberWrite(ctx, action, in, out)
 	x.log.Info("zoho call", "step", key, "action", action, "duration", time.Since(start).Round(time.Millisecond), "result", summarize(action, out))
 	return out, nil
+}
+
+// readOnly reports actions that change nothing in Zoho.
+func readOnly(action string, in map[string]any) bool {
+	switch action {
+	case "crm.get_record", "crm.get_records", "crm.coql", "books.get_record", "books.get_records":
+		return true
+	case "crm.raw_request", "books.raw_request":
+		m, _ := in["method"].(string)
+		return strings.EqualFold(m, "GET")
+	}
+	return false
 }
 
 // withDefaults applies zohook's safe defaults: CRM writes fire no Zoho

@@ -456,7 +456,8 @@ func (s *CRMService) ListRecords(ctx context.Context, module string, opts *ListO
 	}
 	var hdr http.Header
 	if !opts.ModifiedSince.IsZero() {
-		hdr = http.Header{"If-Modified-Since": {opts.ModifiedSince.UTC().Format(http.TimeFormat)}}
+		// Zoho wants ISO 8601 here (OAS record.json: format date-time), not an HTTP date.
+		hdr = http.Header{"If-Modified-Since": {opts.ModifiedSince.Format(time.RFC3339)}}
 	}
 	return s.list(ctx, rel, q, hdr)
 }

@@ -325,25 +325,35 @@ func (s *Server) serveAPI(r *http.Request, body []byte, kind apiKind) *response 
 	if validate {
 		s.oas.checkRequest(r, body)
 	}
-	resp := s.serveAPIInner(r, body, kind)
+	resp, hold := s.serveAPIInner(r, body, kind)
+	if hold > 0 {
+		// Processed; the answer comes late, or never reaches a client that
+		// gave up or died meanwhile (Fault.AnswerDelay).
+		time.Sleep(hold)
+	}
 	if validate {
 		s.oas.checkResponse(r, body, resp) // injected faults included: a custom fault body must honour the contract too
 	}
 	return resp
 }
 
-func (s *Server) serveAPIInner(r *http.Request, body []byte, kind apiKind) *response {
+func (s *Server) serveAPIInner(r *http.Request, body []byte, kind apiKind) (_ *response, hold time.Duration) {
 	if !sleepCtx(r.Context(), s.cfg.latency) {
-		return nil
+		return nil, 0
 	}
 	if f, ok := s.matchFault(r); ok {
 		if !sleepCtx(r.Context(), f.Delay) {
-			return nil
+			return nil, 0
 		}
 		if f.Status > 0 {
-			return faultResponse(f, kind)
+			return faultResponse(f, kind), 0
 		}
+		hold = f.AnswerDelay
 	}
+	return s.dispatchAPI(r, body, kind), hold
+}
+
+func (s *Server) dispatchAPI(r *http.Request, body []byte, kind apiKind) *response {
 	if len(body) > maxBodyBytes {
 		return tooLarge(kind)
 	}
