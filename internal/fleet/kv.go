@@ -1,0 +1,78 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Default bucket names (see doc.go for the layout).
+const (
+	DefaultTokenBucket = "zohook_tokens"
+	DefaultRateBucket  = "zohook_ratelimits"
+	DefaultLeaseBucket = "zohook_leases"
+)
+
+// ensureKV opens bucket cfg.Bucket, creating it when missing. An existing
+// bucket is used as it is: an operator may have tuned it (replicas, storage)
+// and a worker must not silently reconfigure it.
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("fleet: open bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		// Another process created it between our lookup and our create.
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fleet: create bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// validKey mirrors the KV key rule ([-/_=.a-zA-Z0-9]+, no leading or
+// trailing dot) so that bad names fail at construction, not on first use.
+func validKey(k string) bool {
+	if k == "" || k[0] == '.' || k[len(k)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '/', c == '_', c == '=', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultHolderID names this process: host, pid and a random suffix, so a
+// restarted process (same host and maybe the same pid in a container) is a
+// different holder from its dead predecessor.
+func DefaultHolderID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+}
+
+// isConflict reports an optimistic-concurrency failure of Create/Update.
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
