@@ -124,7 +124,11 @@ func OpenBackbone(ctx context.Context, o NATSOptions, name string, embed bool, l
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := events.EnsureStream(sctx, b.JS, b.Stream); err != nil {
+		connected := b.NC.IsConnected()
 		b.Close()
+		if !connected {
+			return nil, fmt.Errorf("cannot reach NATS (%s): check -nats-url and that the server runs with JetStream: %w", name, err)
+		}
 		return nil, err
 	}
 	return b, nil

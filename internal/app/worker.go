@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -67,6 +68,13 @@ func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	log, err := NewLogger(stderr, o.LogFormat, o.LogLevel)
 	if err != nil {
+		return err
+	}
+	// Check what the operator can fix before waiting for NATS.
+	if _, err := rules.Load(o.Rules); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	if _, err := zohoActors(o, log); err != nil {
 		return err
 	}
 	bb, err := OpenBackbone(ctx, o.NATS, "zohook-worker", false, log)
