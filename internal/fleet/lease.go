@@ -161,7 +161,10 @@ func (l *Lease) acquireLocked(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if l.rev != 0 {
-		return l.renewLocked(ctx, kv)
+		if l.heldLocked() {
+			return l.renewLocked(ctx, kv)
+		}
+		l.rev = 0 // expired while we were away: compete like anyone else
 	}
 	e, err := kv.Get(ctx, l.name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -332,6 +335,7 @@ func (l *Lease) wait(ctx context.Context) error {
 func (l *Lease) renewLoop(fctx context.Context, cancel context.CancelCauseFunc, stopped <-chan struct{}) {
 	interval := l.ttl / 3
 	next := interval
+	failing := false
 	for {
 		l.mu.Lock()
 		deadline := l.sentAt.Add(l.ttl)
@@ -363,9 +367,13 @@ func (l *Lease) renewLoop(fctx context.Context, cancel context.CancelCauseFunc, 
 			l.lose(cancel, "renewal refused: taken over")
 			return
 		case err != nil:
-			l.o.logger.Warn("fleet: lease renewal failed, retrying", "lease", l.name, "err", err)
+			if !failing { // one line per outage, not per retry
+				l.o.logger.Warn("fleet: lease renewal failed, retrying until the ttl runs out", "lease", l.name, "err", err)
+			}
+			failing = true
 			next = max(interval/4, time.Millisecond)
 		default:
+			failing = false
 			next = interval
 		}
 	}
