@@ -339,3 +339,41 @@ func TestRefreshErrorRedaction(t *testing.T) {
 		t.Fatalf("%v", re)
 	}
 }
+
+// Zoho starts rejecting the shared token (401) in every process at once:
+// the zoho clients invalidate it and the fleet refreshes once.
+func TestTokenRejectedByZohoEverywhere(t *testing.T) {
+	env := eventstest.Start(t)
+	s, cfg := fakeZoho(t)
+	id := s.CRMInsert("Deals", map[string]any{"Deal_Name": "x"})
+	var clients []*zoho.Client
+	for range 2 {
+		c, err := zoho.NewClient(cfg, zoho.WithTokenSource(newSource(t, newProcess(t, env), cfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	get := func() {
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			for range 10 {
+				wg.Go(func() {
+					if _, _, err := c.CRM.GetRecord(context.Background(), "Deals", id, nil); err != nil {
+						t.Errorf("GetRecord: %v", err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	get()
+	if n := s.TokenRefreshes(); n != 1 {
+		t.Fatalf("refreshes = %d, want 1", n)
+	}
+	s.ExpireAccessTokens() // every live token now answers 401 INVALID_TOKEN
+	get()
+	if n := s.TokenRefreshes(); n != 2 {
+		t.Fatalf("refreshes after Zoho rejected the token = %d, want 2", n)
+	}
+}
