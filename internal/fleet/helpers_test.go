@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"sync"
 	"testing"
@@ -80,4 +81,38 @@ func eventually(t testing.TB, wait time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return cond()
+}
+
+// fakeClock is a settable clock for token expiry decisions.
+type fakeClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// clockedOAuth is the real zoho.OAuth (real HTTP to the fake Zoho) with
+// Grant.Expiry moved onto the fake clock, as fleet.WithClock requires.
+type clockedOAuth struct {
+	oauth *zoho.OAuth
+	clock *fakeClock
+}
+
+func (c clockedOAuth) Refresh(ctx context.Context) (*zoho.Grant, error) {
+	g, err := c.oauth.Refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.Expiry = g.Expiry.Add(c.clock.Now().Sub(time.Now()))
+	return g, nil
 }

@@ -27,6 +27,17 @@ func newSource(t testing.TB, p *process, cfg zoho.Config, opts ...fleet.TokenOpt
 	return ts
 }
 
+func newClockedSource(t testing.TB, p *process, cfg zoho.Config, clock *fakeClock, opts ...fleet.TokenOption) *fleet.TokenSource {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts, err := fleet.NewTokenSource(ctx, p.js, clockedOAuth{zoho.NewOAuth(cfg, nil), clock}, append(opts, fleet.WithClock(clock.Now))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
 // hammer calls Token from n goroutines on each source at once and returns the tokens.
 func hammer(t *testing.T, n int, sources ...*fleet.TokenSource) []string {
 	t.Helper()
@@ -129,16 +140,13 @@ func TestTokenOneRefreshForTwoProcesses(t *testing.T) {
 
 func TestTokenOneRefreshPerExpiry(t *testing.T) {
 	env := eventstest.Start(t)
-	// expires_in is whole seconds: 2 s lifetime, 1 s margin → stale 1 s after minting.
-	s, cfg := fakeZoho(t, zohotest.WithTokenTTL(2*time.Second))
-	a := newSource(t, newProcess(t, env), cfg, fleet.WithMargin(time.Second))
-	b := newSource(t, newProcess(t, env), cfg, fleet.WithMargin(time.Second))
+	s, cfg := fakeZoho(t) // tokens live 1 h
+	clock := &fakeClock{}
+	a := newClockedSource(t, newProcess(t, env), cfg, clock) // default margin: 5 min
+	b := newClockedSource(t, newProcess(t, env), cfg, clock)
 
 	var seen []string
-	for phase := 1; phase <= 3; phase++ {
-		if phase > 1 {
-			time.Sleep(1050 * time.Millisecond) // into the margin of the current token
-		}
+	for phase := 1; phase <= 4; phase++ {
 		toks := hammer(t, 10, a, b)
 		d := distinct(toks)
 		if len(d) != 1 {
@@ -148,9 +156,15 @@ func TestTokenOneRefreshPerExpiry(t *testing.T) {
 			t.Fatalf("phase %d: %d refreshes, want %d", phase, n, phase)
 		}
 		seen = append(seen, toks[0])
+		clock.Advance(50 * time.Minute) // still fresh: no refresh
+		hammer(t, 3, a, b)
+		if n := s.TokenRefreshes(); n != phase {
+			t.Fatalf("phase %d, 50 min later: %d refreshes, want %d", phase, n, phase)
+		}
+		clock.Advance(6 * time.Minute) // inside the 5 min margin
 	}
-	if seen[0] == seen[1] || seen[1] == seen[2] {
-		t.Fatal("token not renewed between phases")
+	if d := distinct(seen); len(d) != 4 {
+		t.Fatalf("tokens not renewed between phases: %d distinct", len(d))
 	}
 }
 
@@ -228,18 +242,19 @@ func TestTokenLockHolderDiesMidRefresh(t *testing.T) {
 func TestTokenRefreshRefused(t *testing.T) {
 	env := eventstest.Start(t)
 	// One refresh allowed per 10 minutes: the second one gets "Access Denied".
-	s, cfg := fakeZoho(t, zohotest.WithTokenTTL(2*time.Second), zohotest.WithRefreshLimit(1, 10*time.Minute))
-	opts := []fleet.TokenOption{fleet.WithMargin(1500 * time.Millisecond), fleet.WithFailureBackoff(time.Minute)}
+	s, cfg := fakeZoho(t, zohotest.WithRefreshLimit(1, 10*time.Minute))
+	clock := &fakeClock{}
 	var logs logBuf
-	a := newSource(t, newProcess(t, env), cfg, append(opts, fleet.WithTokenLogger(logs.logger()))...)
-	b := newSource(t, newProcess(t, env), cfg, append(opts, fleet.WithTokenLogger(logs.logger()))...)
+	opts := []fleet.TokenOption{fleet.WithFailureBackoff(time.Hour), fleet.WithTokenLogger(logs.logger())}
+	a := newClockedSource(t, newProcess(t, env), cfg, clock, opts...)
+	b := newClockedSource(t, newProcess(t, env), cfg, clock, opts...)
 	ctx := context.Background()
 
 	t1, err := a.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond) // inside the margin, not expired
+	clock.Advance(57 * time.Minute) // inside the margin, not expired
 	toks := hammer(t, 10, a, b)
 	if d := distinct(toks); len(d) != 1 || toks[0] != t1.AccessToken {
 		t.Fatalf("within the margin after a refused refresh: %v, want the cached token", d)
@@ -248,12 +263,13 @@ func TestTokenRefreshRefused(t *testing.T) {
 	if n := tokenCalls(); n != 2 {
 		t.Fatalf("token endpoint calls = %d, want 2 (one refresh, one refused)", n)
 	}
+	clock.Advance(time.Minute)
 	hammer(t, 5, a, b)
 	if n := tokenCalls(); n != 2 {
 		t.Fatalf("token endpoint calls = %d after more Token calls, want still 2 (no refresh loop)", n)
 	}
 
-	time.Sleep(time.Until(t1.Expiry) + 50*time.Millisecond)
+	clock.Advance(3 * time.Minute) // t1 expired, still within the backoff
 	for name, ts := range map[string]*fleet.TokenSource{"a": a, "b": b} {
 		tok, err := ts.Token(ctx)
 		if err == nil {
@@ -264,7 +280,7 @@ func TestTokenRefreshRefused(t *testing.T) {
 		if !errors.As(err, &re) || !errors.Is(err, fleet.ErrRefreshFailed) || !errors.As(err, &te) || !te.Throttled() {
 			t.Fatalf("%s: error %v (%T), want *RefreshError wrapping a throttled *zoho.TokenError", name, err, err)
 		}
-		if !re.RetryAt.After(time.Now()) {
+		if !re.RetryAt.After(clock.Now()) {
 			t.Fatalf("%s: RetryAt %s is not in the future", name, re.RetryAt)
 		}
 		c := s.Credentials()
@@ -285,9 +301,10 @@ func TestTokenRefreshRefused(t *testing.T) {
 func TestTokenFailureBackoffThenRecovery(t *testing.T) {
 	env := eventstest.Start(t)
 	s, cfg := fakeZoho(t)
-	const backoff = 300 * time.Millisecond
-	a := newSource(t, newProcess(t, env), cfg, fleet.WithFailureBackoff(backoff))
-	b := newSource(t, newProcess(t, env), cfg, fleet.WithFailureBackoff(backoff))
+	const backoff = time.Minute
+	clock := &fakeClock{}
+	a := newClockedSource(t, newProcess(t, env), cfg, clock, fleet.WithFailureBackoff(backoff))
+	b := newClockedSource(t, newProcess(t, env), cfg, clock, fleet.WithFailureBackoff(backoff))
 	s.Inject(zohotest.Fault{PathPrefix: "/oauth/v2/token", Status: 500, Times: 1})
 	ctx := context.Background()
 
@@ -306,7 +323,11 @@ func TestTokenFailureBackoffThenRecovery(t *testing.T) {
 	if n := len(s.CallsTo("POST", "/oauth/v2/token")); n != 1 {
 		t.Fatalf("token calls during backoff = %d, want 1", n)
 	}
-	time.Sleep(backoff + 50*time.Millisecond)
+	clock.Advance(backoff - time.Second)
+	if _, err := b.Token(ctx); !errors.Is(err, fleet.ErrRefreshFailed) {
+		t.Fatalf("just before the backoff ends: %v", err)
+	}
+	clock.Advance(time.Second)
 	toks := hammer(t, 5, b, a)
 	if d := distinct(toks); len(d) != 1 {
 		t.Fatalf("after backoff: %d tokens", len(d))
