@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zohook/zohook/internal/config"
 	"github.com/zohook/zohook/internal/engine"
 	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/fleet"
 	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
@@ -31,7 +34,7 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	actors, err := zohoActors(o, log)
+	actors, err := zohoActors(o, log, &fleetDeps{ctx: ctx, js: bb.JS, replicas: bb.Stream.Replicas, reg: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -60,15 +63,30 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	return p, nil
 }
 
+// fleetDeps lets the Zoho clients of every worker process share one access
+// token and one rate limit per API through NATS KV. nil (preflight checks)
+// gives plain in-process clients.
+type fleetDeps struct {
+	ctx      context.Context
+	js       jetstream.JetStream
+	replicas int
+	reg      prometheus.Registerer
+	waits    *prometheus.HistogramVec
+}
+
+// connRates are the client-side rate limits of one connection.
+type connRates struct{ crm, books string }
+
 // zohoActors builds the Zoho client of each connection: "default" from
 // ZOHOOK_ZOHO_* (or, in -dev without credentials, the fake Zoho), and every
 // connection of the configuration file.
-func zohoActors(o WorkerOptions, log *slog.Logger) (engine.StaticActors, error) {
+func zohoActors(o WorkerOptions, log *slog.Logger, fd *fleetDeps) (engine.StaticActors, error) {
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	configs := map[string]zoho.Config{}
+	rates := map[string]connRates{}
 	if o.ConfigFile != "" {
 		f, err := config.LoadFile(o.ConfigFile)
 		if err != nil {
@@ -80,6 +98,7 @@ func zohoActors(o WorkerOptions, log *slog.Logger) (engine.StaticActors, error) 
 				return nil, err
 			}
 			configs[name] = zc
+			rates[name] = connRates{crm: c.CRMRate, books: c.BooksRate}
 		}
 	}
 	env, err := zoho.ConfigFromEnv(getenv)
@@ -97,15 +116,82 @@ func zohoActors(o WorkerOptions, log *slog.Logger) (engine.StaticActors, error) 
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("zoho connection %q: %w", name, err)
 		}
-		c, err := zoho.NewClient(cfg, zoho.WithLogger(log))
+		r := rates[name]
+		if r.crm == "" {
+			r.crm = o.CRMRate
+		}
+		if r.books == "" {
+			r.books = o.BooksRate
+		}
+		opts, err := fd.clientOptions(name, cfg, r, o.CRMBurst, log)
 		if err != nil {
 			return nil, fmt.Errorf("zoho connection %q: %w", name, err)
 		}
-		log.Info("zoho connection", "name", name, "config", cfg)
+		c, err := zoho.NewClient(cfg, append(opts, zoho.WithLogger(log))...)
+		if err != nil {
+			return nil, fmt.Errorf("zoho connection %q: %w", name, err)
+		}
+		log.Info("zoho connection", "name", name, "config", cfg, "crm_rate", r.crm, "books_rate", r.books)
 		actors[name] = c
 	}
 	return actors, nil
 }
+
+// clientOptions: the shared token source and the shared limiters.
+func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, crmBurst int, log *slog.Logger) ([]zoho.Option, error) {
+	crmLimit, crmPer, err := fleet.ParseRate(r.crm)
+	if err != nil {
+		return nil, fmt.Errorf("crm rate: %w", err)
+	}
+	booksLimit, booksPer, err := fleet.ParseRate(r.books)
+	if err != nil {
+		return nil, fmt.Errorf("books rate: %w", err)
+	}
+	if fd == nil {
+		return nil, nil // preflight: the values are valid, nothing to share yet
+	}
+	ts, err := fleet.NewTokenSource(fd.ctx, fd.js, zoho.NewOAuth(cfg, nil), fleet.WithConnection(conn),
+		fleet.WithTokenReplicas(fd.replicas), fleet.WithTokenLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	key := events.Token(conn)
+	crm, err := fleet.NewRateLimiter(fd.ctx, fd.js, "crm-"+key, crmLimit, crmPer, fleet.WithBurst(crmBurst), fleet.WithRateLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	books, err := fleet.NewRateLimiter(fd.ctx, fd.js, "books-"+key, booksLimit, booksPer, fleet.WithRateLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return []zoho.Option{zoho.WithTokenSource(ts),
+		zoho.WithCRMLimiter(fd.timed("crm", crm)), zoho.WithBooksLimiter(fd.timed("books", books))}, nil
+}
+
+// timed records how long calls waited for the shared rate limit.
+func (fd *fleetDeps) timed(api string, l zoho.Limiter) zoho.Limiter {
+	if fd.reg == nil {
+		return l
+	}
+	if fd.waits == nil {
+		fd.waits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zohook_rate_limit_wait_seconds", Help: "Time Zoho calls waited for the client-side (fleet-wide) rate limit, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"api"})
+		fd.reg.MustRegister(fd.waits)
+	}
+	obs := fd.waits.WithLabelValues(api)
+	return limiterFunc(func(ctx context.Context) error {
+		start := time.Now()
+		err := l.Wait(ctx)
+		obs.Observe(time.Since(start).Seconds())
+		return err
+	})
+}
+
+type limiterFunc func(ctx context.Context) error
+
+func (f limiterFunc) Wait(ctx context.Context) error { return f(ctx) }
 
 // connectionConfig turns a configuration-file connection into a client
 // configuration, resolving its secrets.

@@ -48,6 +48,7 @@ func (o *ReceiverOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML `file` with Zoho connections and webhook sources (see README)")
 	o.NATS.Register(fs, true)
 	fs.StringVar(&o.Worker.Rules, "rules", "rules.yaml", "rules `file` for the in-process worker of -dev")
+	o.Worker.registerTuning(fs) // -dev's in-process worker
 }
 
 // RunReceiver runs the receiver (and with -dev the whole system) until ctx

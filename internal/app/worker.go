@@ -28,6 +28,9 @@ type WorkerOptions struct {
 	MaxDeliver    int
 	AckWait       time.Duration
 	PinnedTTL     time.Duration
+	CRMRate       string
+	CRMBurst      int
+	BooksRate     string
 	RatePatience  time.Duration
 	EventTimeout  time.Duration
 	MetricsAddr   string
@@ -56,6 +59,9 @@ func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 }
 
 func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
+	fs.StringVar(&o.CRMRate, "crm-rate", "50000/24h", "client-side CRM call limit shared by all workers, per connection (`N/period`; 0 = off); raise it to your edition's credits")
+	fs.IntVar(&o.CRMBurst, "crm-burst", 1000, "CRM calls allowed at once before -crm-rate paces them")
+	fs.StringVar(&o.BooksRate, "books-rate", "100/1m", "client-side Books call limit shared by all workers, per connection (Zoho allows 100 per minute per organization)")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "events handled at once (events of one record always run in order)")
 	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
 	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
@@ -74,7 +80,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	if _, err := rules.Load(o.Rules); err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	if _, err := zohoActors(o, log); err != nil {
+	if _, err := zohoActors(o, log, nil); err != nil {
 		return err
 	}
 	bb, err := OpenBackbone(ctx, o.NATS, "zohook-worker", false, log)

@@ -123,7 +123,7 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	if err != nil {
 		return err
 	}
-	if self, err := e.selfCaused(ctx, ev, record); err != nil {
+	if self, err := e.selfCaused(ctx, ev, record, actor); err != nil {
 		return err
 	} else if self {
 		log.Info("event caused by zohook's own write; rules skipped", "module", ev.Module, "record_id", ev.RecordID)
@@ -247,12 +247,21 @@ func booksCollection(entity string) string {
 	return entity + "s"
 }
 
-func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[string]any) (bool, error) {
+func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[string]any, actor Actor) (bool, error) {
 	if e.cfg.Loops == nil || ev.Operation != events.OpUpdate || ev.Source == rules.SourceBooksWebhook {
 		return false, nil
 	}
 	mt, _ := record["Modified_Time"].(string)
-	return e.cfg.Loops.SelfCaused(ctx, connectionOf(ev), ev.Module, ev.RecordID, ev.ChangedFields, mt)
+	current := func(ctx context.Context) (string, error) {
+		out, err := actor.RunAction(ctx, "crm.get_record", map[string]any{"module": ev.Module, "id": ev.RecordID, "fields": []any{"Modified_Time"}})
+		if err != nil {
+			return "", classify(err)
+		}
+		rec, _ := out["record"].(map[string]any)
+		s, _ := rec["Modified_Time"].(string)
+		return s, nil
+	}
+	return e.cfg.Loops.SelfCaused(ctx, connectionOf(ev), ev.Module, ev.RecordID, ev.ChangedFields, mt, current)
 }
 
 // summary says in a few words what a rule did, for the log.

@@ -36,12 +36,12 @@ type executor struct {
 	connection string
 	// fresh: first delivery of an event that was never replayed, so the
 	// journal cannot hold anything for it yet and need not be read.
-	fresh bool
-	actor      Actor
-	journal    stepJournal
-	loops      *LoopGuard
-	log        *slog.Logger
-	obs        *metrics
+	fresh   bool
+	actor   Actor
+	journal stepJournal
+	loops   *LoopGuard
+	log     *slog.Logger
+	obs     *metrics
 	// calls counts the Zoho actions this event really sent (not replayed
 	// from the journal).
 	calls int

@@ -19,10 +19,10 @@ import (
 // once, not forever.
 //
 // An event is self-caused when, for its record, zohook wrote within the TTL
-// and either the record's Modified_Time equals the one Zoho returned for
-// zohook's write (exact; used when the record is loaded), or every changed
-// field the notification names is a field zohook wrote, or the notification
-// names no fields at all (then the guard errs on the side of not looping).
+// and either every changed field the notification names is a field zohook
+// wrote, or (when it names none) the record's current Modified_Time is the
+// one Zoho returned for zohook's write. A change someone else made after
+// zohook's write always has a later Modified_Time, so it is never skipped.
 type LoopGuard struct {
 	kv jetstream.KeyValue
 }
@@ -93,24 +93,34 @@ func (g *LoopGuard) Remember(ctx context.Context, conn, module, id string, field
 }
 
 // SelfCaused reports whether an event about the record was caused by
-// zohook's own recent write (see LoopGuard).
-func (g *LoopGuard) SelfCaused(ctx context.Context, conn, module, id string, changed []string, recordModifiedTime string) (bool, error) {
+// zohook's own recent write (see LoopGuard). When the event names no changed
+// fields and recordModifiedTime is unknown, it asks currentModifiedTime (a
+// Zoho read) rather than guess: skipping a real change would lose it.
+func (g *LoopGuard) SelfCaused(ctx context.Context, conn, module, id string, changed []string, recordModifiedTime string,
+	currentModifiedTime func(ctx context.Context) (string, error)) (bool, error) {
 	m, err := g.get(ctx, markKey(conn, module, id))
 	if err != nil || m == nil {
 		return false, err
 	}
 	if recordModifiedTime != "" && m.ModifiedTime != "" {
+		// Exact: the record's latest modification is (or is not) zohook's write.
 		return sameInstant(recordModifiedTime, m.ModifiedTime), nil
 	}
-	if len(changed) == 0 {
+	if len(changed) > 0 {
+		for _, f := range changed {
+			if !slices.Contains(m.Fields, f) {
+				return false, nil
+			}
+		}
 		return true, nil
 	}
-	for _, f := range changed {
-		if !slices.Contains(m.Fields, f) {
-			return false, nil
+	if currentModifiedTime != nil && m.ModifiedTime != "" {
+		if recordModifiedTime, err = currentModifiedTime(ctx); err != nil {
+			return false, err
 		}
+		return recordModifiedTime != "" && sameInstant(recordModifiedTime, m.ModifiedTime), nil
 	}
-	return true, nil
+	return false, nil // no evidence: run the rules rather than risk losing a change
 }
 
 func (g *LoopGuard) get(ctx context.Context, key string) (*writeMark, error) {

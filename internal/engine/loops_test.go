@@ -14,9 +14,12 @@ func TestLoopGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	current := ""
+	fetches := 0
+	fetch := func(context.Context) (string, error) { fetches++; return current, nil }
 	self := func(changed []string, mt string) bool {
 		t.Helper()
-		ok, err := g.SelfCaused(ctx, "default", "Deals", "42", changed, mt)
+		ok, err := g.SelfCaused(ctx, "default", "Deals", "42", changed, mt, fetch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,14 +41,22 @@ func TestLoopGuard(t *testing.T) {
 		{"later modified time: someone else edited", []string{"Invoice_Number"}, "2026-11-29T10:05:00+05:30", false},
 		{"only our field changed", []string{"Invoice_Number"}, "", true},
 		{"a user field changed too", []string{"Invoice_Number", "Stage"}, "", false},
-		{"no information: do not loop", nil, "", true},
 	}
 	for _, c := range cases {
 		if got := self(c.changed, c.mt); got != c.want {
 			t.Errorf("%s: self-caused = %v, want %v", c.name, got, c.want)
 		}
 	}
-	if ok, _ := g.SelfCaused(ctx, "default", "Deals", "43", nil, ""); ok {
+	// No changed fields and no record: the guard reads Zoho's current Modified_Time.
+	current = "2026-11-29T10:00:00+05:30"
+	if !self(nil, "") || fetches != 1 {
+		t.Fatalf("unchanged since our write must be self-caused (fetches %d)", fetches)
+	}
+	current = "2026-11-29T10:00:07+05:30"
+	if self(nil, "") {
+		t.Fatal("modified after our write: someone else's change must run the rules")
+	}
+	if ok, _ := g.SelfCaused(ctx, "default", "Deals", "43", nil, "", fetch); ok {
 		t.Fatal("another record is not self-caused")
 	}
 }
