@@ -248,7 +248,9 @@ func booksCollection(entity string) string {
 }
 
 func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[string]any, actor Actor) (bool, error) {
-	if e.cfg.Loops == nil || ev.Operation != events.OpUpdate || ev.Source == rules.SourceBooksWebhook {
+	// Only notifications loop: they report every write, while zohook's
+	// writes fire no workflow (trigger: []) and so no workflow webhook.
+	if e.cfg.Loops == nil || ev.Operation != events.OpUpdate || ev.Source != rules.SourceCRMNotify {
 		return false, nil
 	}
 	mt, _ := record["Modified_Time"].(string)
