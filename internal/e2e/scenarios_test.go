@@ -105,7 +105,9 @@ hooks:
 			"operation": op, "affected_fields": changed, "channel_id": "1000000068001", "token": scenarioNotifyToken})
 	}
 	handled := func(recordID string) func() bool {
-		return func() bool { return strings.Count(w.out.String(), "msg=\"event handled\"") > 0 && strings.Contains(w.out.String(), "record_id="+recordID) }
+		return func() bool {
+			return strings.Count(w.out.String(), "msg=\"event handled\"") > 0 && strings.Contains(w.out.String(), "record_id="+recordID)
+		}
 	}
 
 	// 1. Deal → Closed Won: Books contact found, invoice created, number written back.
