@@ -233,15 +233,19 @@ func firstBody(calls []zohotest.Call) string {
 }
 
 // A 429 storm longer than the client's own retries and than the event's
-// deliveries: the worker waits it out in-process, no dead letter, one invoice.
+// deliveries, on the last step: the worker waits it out in-process, no dead
+// letter, and the steps done before the storm are not repeated.
 func TestRateLimitStormDrainsWithoutDeadLetter(t *testing.T) {
 	fx, stop := setup(t, dealWonRules)
 	defer stop()
-	fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/books/v3/invoices", Status: http.StatusTooManyRequests, Times: 20})
+	fx.fake.Inject(zohotest.Fault{Method: http.MethodPut, PathPrefix: "/crm/v8/Deals", Status: http.StatusTooManyRequests, Times: 20})
 	fx.publishDealUpdate(t, "ev-storm-1")
 	waitUntil(t, "event handled after the storm", func() bool { _, ok := fx.handled.Load("ev-storm-1"); return ok })
-	if n := len(fx.fake.CallsTo(http.MethodPost, "/books/v3/invoices")); n != 21 {
-		t.Fatalf("invoice POSTs: %d, want 20 refused + 1 accepted", n)
+	if n := len(fx.fake.CallsTo(http.MethodPut, "/crm/v8/Deals")); n != 21 {
+		t.Fatalf("write-back PUTs: %d, want 20 refused + 1 accepted", n)
+	}
+	if n := len(fx.fake.CallsTo(http.MethodPost, "/books/v3/invoices")); n != 1 {
+		t.Fatalf("invoice created %d times across the in-process retries", n)
 	}
 	if n := len(fx.fake.BooksRecords(fx.orgID, "invoices")); n != 1 {
 		t.Fatalf("%d invoices", n)

@@ -16,8 +16,18 @@ type Message struct {
 	Subject   string
 	Sequence  uint64 // stream sequence
 	Delivered int    // 1 on first delivery
+	// Attempt counts handler runs within this delivery (the Runner retries
+	// rate-limited failures in-process); 1 on the first.
+	Attempt   int
 	Partition int
 	msg       jetstream.Msg
+}
+
+// FirstRun reports whether the handler has never seen this event before:
+// first delivery, first attempt, not a replay. Only then can the handler
+// skip looking for work an earlier run recorded.
+func (m *Message) FirstRun() bool {
+	return m.Delivered <= 1 && m.Attempt <= 1 && m.Envelope.Replay == 0
 }
 
 // InProgress tells JetStream the event is still being worked on, resetting

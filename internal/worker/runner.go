@@ -248,6 +248,7 @@ func (r *Runner) handle(m *Message) (retry bool) {
 func (r *Runner) handleWithPatience(m *Message) error {
 	var waited time.Duration
 	for try := 1; ; try++ {
+		m.Attempt = try
 		err := r.cfg.Handler.Handle(r.hctx, m)
 		if err == nil || !IsRateLimited(err) || waited >= r.cfg.RateLimitPatience {
 			return err
