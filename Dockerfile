@@ -7,11 +7,15 @@ RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
 RUN go build -trimpath -ldflags="-s -w" -o /out/receiver ./cmd/receiver \
- && go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker
+ && go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker \
+ && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/receiver /out/worker /usr/local/bin/
 COPY rules.yaml /etc/zohook/rules.yaml
+# The embedded NATS server's files (single-node use); distroless has no shell
+# to mkdir, so the directory is copied in already owned by nonroot.
+COPY --from=build --chown=nonroot:nonroot /out/data /var/lib/zohook/data
 WORKDIR /var/lib/zohook
 ENV ZOHOOK_RULES=/etc/zohook/rules.yaml \
     ZOHOOK_DATA_DIR=/var/lib/zohook/data
