@@ -80,7 +80,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	if _, err := rules.Load(o.Rules); err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	if _, err := zohoActors(o, log, nil); err != nil {
+	if _, err := zohoActors(o, slog.New(slog.DiscardHandler), nil); err != nil {
 		return err
 	}
 	bb, err := OpenBackbone(ctx, o.NATS, "zohook-worker", false, log)
