@@ -318,3 +318,27 @@ func TestNATSDownThen503ThenRecovers(t *testing.T) {
 		t.Fatalf("after recovery the stream holds %d events, want 3", n)
 	}
 }
+
+// A notification token belongs to a connection: its events carry that
+// connection's name (several Zoho organisations in one deployment).
+func TestNotifyTokenSelectsConnection(t *testing.T) {
+	h := start(t, nil, func(c *receiver.Config) {
+		tokens := receiver.NewStaticTokens([]string{token})
+		tokens.Add("acme-in", "acme-channel-token")
+		c.CRMTokens = tokens
+	})
+	body := notification(func(m map[string]any) { m["token"] = "acme-channel-token"; m["ids"] = []any{"77"} })
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", body); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", notification(nil)); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	conns := map[string]string{}
+	for _, e := range h.env.Envelopes(t) {
+		conns[e.RecordID] = e.Connection
+	}
+	if conns["77"] != "acme-in" || conns["5725767000000524157"] != "default" {
+		t.Fatalf("connections by record: %v", conns)
+	}
+}
