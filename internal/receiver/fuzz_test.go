@@ -222,7 +222,7 @@ func FuzzCRMNotify(f *testing.F) {
 	valid := map[string]any{"server_time": 1718117126473, "query_params": map[string]any{}, "module": "Deals",
 		"resource_uri": "https://www.zohoapis.com/crm/v8/Deals", "ids": []any{"5725767000000524157", "5725767000000524158"},
 		"affected_fields": []any{map[string]any{"5725767000000524157": []any{"Stage", "Amount"}}},
-		"operation": "update", "channel_id": "1000000068001", "token": fuzzNotifyToken}
+		"operation":       "update", "channel_id": "1000000068001", "token": fuzzNotifyToken}
 	f.Add(seed(valid), uint8(0))
 	f.Add([]byte(`{"module":"Leads","ids":[5725767000000524201],"operation":"insert","channel_id":1000000068001,"token":"`+fuzzNotifyToken+`","affected_values":[{"record_id":"5725767000000524201","values":{"Lead_Status":"New"}}]}`), uint8(3))
 	f.Add([]byte(`{"module":"Deals","ids":["1","1"],"operation":"delete","channel_id":"1","token":"`+fuzzNotifyToken+`"}`), uint8(0))
