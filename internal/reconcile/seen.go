@@ -1,0 +1,121 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
+)
+
+// DefaultSeenBucket holds, per record, the latest Modified_Time zohook has
+// handled or published.
+const DefaultSeenBucket = "zohook_seen"
+
+// Seen is the "already received" record of changes: key
+// connection.module.record_id → the latest change time seen. The worker
+// marks what it handled; the reconciliation job skips what is marked.
+type Seen struct {
+	kv jetstream.KeyValue
+}
+
+// OpenSeen opens (or creates) the seen bucket ("" = DefaultSeenBucket).
+func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Seen, error) {
+	if bucket == "" {
+		bucket = DefaultSeenBucket
+	}
+	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
+		Storage: jetstream.FileStorage, Description: "zohook: latest change seen per CRM record"})
+	if err != nil {
+		return nil, err
+	}
+	return &Seen{kv: kv}, nil
+}
+
+func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("reconcile: open bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket) // another process created it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: create bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+func seenKey(conn, module, id string) string {
+	if conn == "" {
+		conn = "default"
+	}
+	return events.Token(conn) + "." + events.Token(module) + "." + events.Token(id)
+}
+
+// Get returns the latest change time seen for a record.
+func (s *Seen) Get(ctx context.Context, conn, module, id string) (time.Time, bool, error) {
+	t, _, ok, err := s.get(ctx, seenKey(conn, module, id))
+	return t, ok, err
+}
+
+func (s *Seen) get(ctx context.Context, key string) (time.Time, uint64, bool, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, 0, false, nil
+	}
+	if err != nil {
+		return time.Time{}, 0, false, fmt.Errorf("reconcile: seen %s: %w", key, err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+	if err != nil {
+		return time.Time{}, e.Revision(), false, nil // unreadable: treat as unseen, overwrite
+	}
+	return t, e.Revision(), true, nil
+}
+
+// MarkSeen records that the change of a record at modified (its
+// Modified_Time, or the notification's server_time) was handled. It only
+// moves forward: an older time never replaces a newer one.
+func (s *Seen) MarkSeen(ctx context.Context, conn, module, id string, modified time.Time) error {
+	key := seenKey(conn, module, id)
+	for range 10 {
+		cur, rev, ok, err := s.get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if ok && !modified.After(cur) {
+			return nil
+		}
+		done, err := s.put(ctx, key, rev, modified)
+		if done || err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("reconcile: seen %s: too much contention", key)
+}
+
+// put writes t conditioned on rev (0 = key absent); false on a lost race.
+func (s *Seen) put(ctx context.Context, key string, rev uint64, t time.Time) (bool, error) {
+	v := []byte(t.UTC().Format(time.RFC3339Nano))
+	var err error
+	if rev == 0 {
+		_, err = s.kv.Create(ctx, key, v)
+	} else {
+		_, err = s.kv.Update(ctx, key, v, rev)
+	}
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return false, nil
+	}
+	return false, fmt.Errorf("reconcile: seen %s: %w", key, err)
+}
