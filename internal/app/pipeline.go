@@ -14,6 +14,7 @@ import (
 	"github.com/zohook/zohook/internal/engine"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/fleet"
+	"github.com/zohook/zohook/internal/reconcile"
 	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
@@ -25,6 +26,8 @@ type pipeline struct {
 	observer worker.Observer
 	dlq      *worker.DLQ
 	watcher  *rules.Watcher
+	actors   engine.StaticActors
+	seen     *reconcile.Seen
 }
 
 // buildPipeline loads the rules (refusing to start on a broken file),
@@ -50,11 +53,15 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{dlq: dlq}
+	seen, err := reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipeline{dlq: dlq, actors: actors, seen: seen}
 	var eng *engine.Engine
 	p.watcher = rules.NewWatcher(o.Rules, set, rules.WithLogger(log),
 		rules.OnReload(func(s *rules.Set, err error) { eng.RulesReloaded(s, err) }))
-	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Journal: journal, Loops: loops, Logger: log, Registry: reg})
+	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Journal: journal, Loops: loops, Seen: seen, Logger: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}

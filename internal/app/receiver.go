@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zohook/zohook/internal/channels"
 	"github.com/zohook/zohook/internal/config"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/receiver"
@@ -91,11 +92,18 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	}
 	defer bb.Close()
 
+	// Channel tokens the worker's channel manager stored in NATS KV, then the
+	// statically configured ones.
+	kvTokens, err := channels.NewTokenVerifier(ctx, bb.JS, channels.VerifierConfig{Replicas: bb.Stream.Replicas, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer kvTokens.Close()
 	reg := prometheus.NewRegistry()
 	srv, err := receiver.New(receiver.Config{
 		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
 		Ready:            bb.Ready,
-		CRMTokens:        tokens,
+		CRMTokens:        anyVerifier{kvTokens, tokens},
 		CRMWorkflowHooks: wfHooks,
 		BooksHooks:       booksHooks,
 		Connection:       o.Connection,
@@ -152,4 +160,16 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return fmt.Errorf("worker: %w", workerErr)
 	}
 	return nil
+}
+
+// anyVerifier accepts a token any of its verifiers accepts.
+type anyVerifier []receiver.ChannelTokenVerifier
+
+func (a anyVerifier) VerifyChannelToken(ctx context.Context, channelID, token string) (string, bool) {
+	for _, v := range a {
+		if conn, ok := v.VerifyChannelToken(ctx, channelID, token); ok {
+			return conn, true
+		}
+	}
+	return "", false
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // SubcommandSynopsis lists the worker's operator subcommands for -h.
-const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | dlq list|show ID|replay ID|--all | replay -since DURATION"
+const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | channels list|sync|disable | dlq list|show ID|replay ID|--all | replay -since DURATION"
 
 // WorkerSubcommand runs `worker <name> args...` when name is a subcommand;
 // ok is false when it is not (the caller then parses worker flags).
@@ -29,6 +29,8 @@ func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, s
 		return authcmd.Run(ctx, args, stdout, stderr, getenv), true
 	case "rules":
 		return rulescmd.Run(ctx, args, stdout, stderr), true
+	case "channels":
+		return channelsCommand(ctx, args, stdout, stderr, getenv), true
 	case "dlq":
 		return dlqCommand(ctx, args, stdout, stderr, getenv), true
 	case "replay":

@@ -38,6 +38,7 @@ type WorkerOptions struct {
 	LogFormat     string
 	LogLevel      string
 	NATS          NATSOptions
+	Background    BackgroundOptions
 	// ConfigFile: optional YAML with Zoho connections (see README).
 	ConfigFile string
 	// Getenv reads ZOHOOK_ZOHO_*; default os.Getenv.
@@ -55,6 +56,7 @@ func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight events may finish before they are released for redelivery")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "json or text")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	o.Background.register(fs)
 	o.NATS.Register(fs, false)
 }
 
@@ -123,6 +125,9 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := startBackground(wctx, bb, o, p, log, reg); err != nil {
+		return err
+	}
 	go func() {
 		if err := p.watcher.Run(wctx); err != nil && wctx.Err() == nil {
 			log.Error("rules watcher stopped; rules will no longer reload", "err", err)
