@@ -130,7 +130,7 @@ func zohoActors(o WorkerOptions, log *slog.Logger, fd *fleetDeps) (engine.Static
 		if r.books == "" {
 			r.books = o.BooksRate
 		}
-		opts, err := fd.clientOptions(name, cfg, r, o.CRMBurst, log)
+		opts, err := fd.clientOptions(name, cfg, r, o.CRMBurst, o.BooksBurst, log)
 		if err != nil {
 			return nil, fmt.Errorf("zoho connection %q: %w", name, err)
 		}
@@ -145,7 +145,7 @@ func zohoActors(o WorkerOptions, log *slog.Logger, fd *fleetDeps) (engine.Static
 }
 
 // clientOptions: the shared token source and the shared limiters.
-func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, crmBurst int, log *slog.Logger) ([]zoho.Option, error) {
+func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, crmBurst, booksBurst int, log *slog.Logger) ([]zoho.Option, error) {
 	crmLimit, crmPer, err := fleet.ParseRate(r.crm)
 	if err != nil {
 		return nil, fmt.Errorf("crm rate: %w", err)
@@ -167,7 +167,9 @@ func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, cr
 	if err != nil {
 		return nil, err
 	}
-	books, err := fleet.NewRateLimiter(fd.ctx, fd.js, "books-"+key, booksLimit, booksPer, fleet.WithRateLogger(log))
+	// A token bucket lets burst + rate×period through in one period: that
+	// sum, not the rate alone, must stay within Zoho's window limit.
+	books, err := fleet.NewRateLimiter(fd.ctx, fd.js, "books-"+key, booksLimit, booksPer, fleet.WithBurst(booksBurst), fleet.WithRateLogger(log))
 	if err != nil {
 		return nil, err
 	}

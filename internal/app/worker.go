@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ type WorkerOptions struct {
 	CRMRate       string
 	CRMBurst      int
 	BooksRate     string
+	BooksBurst    int
 	RatePatience  time.Duration
 	EventTimeout  time.Duration
 	MetricsAddr   string
@@ -43,6 +45,8 @@ type WorkerOptions struct {
 	ConfigFile string
 	// Getenv reads ZOHOOK_ZOHO_*; default os.Getenv.
 	Getenv func(string) string
+	// started is set once the worker consumes (readiness); nil without ops endpoints.
+	started *atomic.Bool
 	// ZohoOverride replaces the environment's Zoho connection (-dev's fake).
 	ZohoOverride *zoho.Config
 }
@@ -63,7 +67,8 @@ func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 	fs.StringVar(&o.CRMRate, "crm-rate", "50000/24h", "client-side CRM call limit shared by all workers, per connection (`N/period`; 0 = off); raise it to your edition's credits")
 	fs.IntVar(&o.CRMBurst, "crm-burst", 1000, "CRM calls allowed at once before -crm-rate paces them")
-	fs.StringVar(&o.BooksRate, "books-rate", "100/1m", "client-side Books call limit shared by all workers, per connection (Zoho allows 100 per minute per organization)")
+	fs.StringVar(&o.BooksRate, "books-rate", "90/1m", "client-side Books call limit shared by all workers, per connection (`N/period`); keep rate×period + -books-burst within Zoho's 100 per minute per organization")
+	fs.IntVar(&o.BooksBurst, "books-burst", 10, "Books calls allowed at once before -books-rate paces them")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "events handled at once (events of one record always run in order)")
 	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
 	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
@@ -93,7 +98,8 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.MetricsAddr != "" {
-		stop, err := serveOps(o.MetricsAddr, bb, reg, log)
+		o.started = &atomic.Bool{}
+		stop, err := serveOps(o.MetricsAddr, bb, reg, log, o.started)
 		if err != nil {
 			return err
 		}
@@ -133,15 +139,23 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 			log.Error("rules watcher stopped; rules will no longer reload", "err", err)
 		}
 	}()
+	if o.started != nil {
+		// Ready only now: the journal, loop guard and DLQ exist and rules loaded.
+		o.started.Store(true)
+	}
 	return runner.Run(ctx)
 }
 
 // serveOps serves /healthz, /readyz and /metrics for the worker.
-func serveOps(addr string, bb *Backbone, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+func serveOps(addr string, bb *Backbone, reg *prometheus.Registry, log *slog.Logger, started *atomic.Bool) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := bb.Ready(r.Context()); err != nil {
+		err := bb.Ready(r.Context())
+		if err == nil && !started.Load() {
+			err = errors.New("worker starting: opening its stores")
+		}
+		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "{\"error\":%q}\n", err.Error())
 			return

@@ -302,29 +302,23 @@ func TestTokenRefreshRefusedEventsWait(t *testing.T) {
 // scaled down). A burst of events is drained at the client-side pace set
 // with -books-rate and the fake never answers 429.
 //
-// "same limit" is what an operator would configure (-books-rate equal to
-// Zoho's limit, the default 100/1m): it currently gets 429s, because the
-// fleet limiter's bucket starts full (burst = a whole period's allowance)
-// and then refills, so a window can see up to twice the limit. It is kept
-// out of the default run (ZOHOOK_E2E_KNOWN_ISSUES=1 runs it) until fixed.
+// The second case uses the proportions of the worker's defaults (-books-rate
+// 90/1m, -books-burst 10 against Zoho's 100/1m): a token bucket lets burst +
+// rate×period through in one period, and that sum equals Zoho's limit.
 func TestBooksRateLimitBurstDrainsWithoutA429(t *testing.T) {
 	const limit, per, total = 30, 3 * time.Second, 75
 	for _, tc := range []struct {
-		name       string
-		clientRate int
-		known      bool
-	}{{"half the limit", limit / 2, false}, {"same limit", limit, true}} {
+		name              string
+		clientRate, burst int
+	}{{"half the limit", limit / 2, 0}, {"defaults' proportions", limit * 9 / 10, limit / 10}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.known && os.Getenv("ZOHOOK_E2E_KNOWN_ISSUES") == "" {
-				t.Skip("known issue: -books-rate equal to Zoho's limit lets a burst exceed it (set ZOHOOK_E2E_KNOWN_ISSUES=1)")
-			}
 			fake := zohotest.NewServer(zohotest.WithBooksRateLimit(limit, per))
 			t.Cleanup(fake.Close)
 			demo := fake.SeedDemo()
 			n := startNATS(t)
 			rulesFile := writeRules(t, chaosRules(demo.BooksContactID, demo.BooksItemID))
 			w := startProc(t, "worker", zohoEnv(fake), append(workerArgs(n), "-rules", rulesFile,
-				"-books-rate", fmt.Sprintf("%d/%s", tc.clientRate, per), "-concurrency", "16")...)
+				"-books-rate", fmt.Sprintf("%d/%s", tc.clientRate, per), "-books-burst", fmt.Sprint(max(tc.burst, 1)), "-concurrency", "16")...)
 			var envs []*events.Envelope
 			var ids []string
 			for i := range total {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zohook/zohook/internal/fleet"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -254,6 +255,12 @@ func summarize(action string, out map[string]any) string {
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	var re *fleet.RefreshError
+	if errors.As(err, &re) {
+		// No access token until the fleet's next refresh attempt: wait for it
+		// in-process like a rate limit, without spending deliveries.
+		return &rateLimitedError{err: err, wait: max(time.Until(re.RetryAt), time.Second)}
 	}
 	if zoho.IsRetryable(err) || zoho.IsAuth(err) || errors.Is(err, context.DeadlineExceeded) {
 		if wait, ok := zoho.IsRateLimited(err); ok {

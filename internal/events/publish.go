@@ -28,6 +28,10 @@ type PublishResult struct {
 	Duplicate bool
 }
 
+// attemptTimeout bounds one publish attempt; Publish retries within its
+// overall timeout.
+const attemptTimeout = 2 * time.Second
+
 // Publisher writes envelopes to the events stream.
 type Publisher struct {
 	js         jetstream.JetStream
@@ -101,7 +105,11 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(p.stream))
+		// Bound each attempt: a publish in flight to a node that dies would
+		// otherwise use the whole timeout on one attempt.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(p.stream))
+		cancel()
 		if err == nil {
 			return PublishResult{ID: e.ID, Subject: subj, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 		}
