@@ -248,11 +248,9 @@ func TestZohoTransientFaultsCompletePermanentDeadLettered(t *testing.T) {
 // The fleet token source waits a full minute after any failed refresh
 // (retry_at = +1m), so this test takes about 70 s: it runs with
 // ZOHOOK_E2E_SLOW=1 to keep the default package run short.
-// Known issue it shows: with Accounts answering 5xx, "no access token" is
-// retried as an ordinary failure (1 s, 2 s, 4 s … backoff, one delivery
-// each) while the token source waits its minute, so with -max-deliver 5
-// every event is dead-lettered ("out of deliveries"); the "Access Denied"
-// throttle, by contrast, is waited out in-process like a rate limit.
+// While no token can be had, the worker waits in-process until the fleet's
+// next refresh attempt (like a rate limit), so no delivery is spent and
+// nothing is dead-lettered even with -max-deliver 5.
 func TestTokenRefreshRefusedEventsWait(t *testing.T) {
 	if os.Getenv("ZOHOOK_E2E_SLOW") == "" {
 		t.Skip("about 70 s (the token source backs off 1 min after a refused refresh); set ZOHOOK_E2E_SLOW=1")
