@@ -16,6 +16,7 @@ import (
 	"github.com/zohook/zohook/internal/config"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/receiver"
+	"github.com/zohook/zohook/internal/reconcile"
 )
 
 // ReceiverOptions are the receiver's settings (flags / ZOHOOK_* env).
@@ -99,8 +100,26 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return err
 	}
 	defer kvTokens.Close()
+	// Mark each notified change as received at once, so a reconciliation
+	// run never republishes a change that is only waiting in the stream.
+	seen, err := reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+	if err != nil {
+		return err
+	}
+	markSeen := func(envs []*events.Envelope) {
+		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, e := range envs {
+			if e.Source == events.SourceCRMNotify && e.ServerTime > 0 {
+				if err := seen.MarkSeen(mctx, e.Connection, e.Module, e.RecordID, time.UnixMilli(e.ServerTime)); err != nil {
+					log.Debug("mark seen", "event_id", e.ID, "err", err)
+				}
+			}
+		}
+	}
 	reg := prometheus.NewRegistry()
 	srv, err := receiver.New(receiver.Config{
+		OnStored:         markSeen,
 		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
 		Ready:            bb.Ready,
 		CRMTokens:        anyVerifier{kvTokens, tokens},

@@ -87,5 +87,8 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 		return &RequestError{Status: http.StatusServiceUnavailable, Body: ErrorBody{Error: "event store unavailable, retry later"}}
 	}
 	s.log.Debug("events stored", "route", c.Path(), "accepted", out.Accepted, "duplicates", out.Duplicates)
+	if s.cfg.OnStored != nil {
+		go s.cfg.OnStored(envs)
+	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -47,6 +47,10 @@ type Config struct {
 	// CRMWorkflowHooks and BooksHooks by name (the URL's last segment).
 	CRMWorkflowHooks map[string]HookConfig
 	BooksHooks       map[string]HookConfig
+	// OnStored, when set, is told (in its own goroutine, after the answer is
+	// decided) about every event JetStream stored; the app uses it to mark
+	// CRM changes as received for reconciliation. It must not block long.
+	OnStored func(envs []*events.Envelope)
 	// Logger; default discards.
 	Logger *slog.Logger
 	// Registry receives the receiver's metrics; default a new registry.
