@@ -1,16 +1,16 @@
 package rules_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/zohook/zohook/internal/testutil"
 
 	"github.com/zohook/zohook/internal/rules"
 )
@@ -24,23 +24,8 @@ type reload struct {
 	err error
 }
 
-// syncBuffer is a log sink safe for the watcher goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer: a log sink safe for concurrent writers.
+type syncBuffer = testutil.SyncBuffer
 
 func TestWatcher(t *testing.T) {
 	dir := t.TempDir()

@@ -13,29 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zohook/zohook/internal/testutil"
+
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
 
 const oasDir = "zohotest/testdata/crm-oas-v8"
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer: a log sink safe for concurrent writers.
+type syncBuffer = testutil.SyncBuffer
 
 type env struct {
 	s    *zohotest.Server
