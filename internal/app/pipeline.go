@@ -41,19 +41,27 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, err
 	}
-	journal, err := worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge})
+	journal, err := retryOpen(ctx, log, "journal", func(ctx context.Context) (*worker.Journal, error) {
+		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge})
+	})
 	if err != nil {
 		return nil, err
 	}
-	loops, err := engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas})
+	loops, err := retryOpen(ctx, log, "loop guard", func(ctx context.Context) (*engine.LoopGuard, error) {
+		return engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas})
+	})
 	if err != nil {
 		return nil, err
 	}
-	dlq, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{Replicas: bb.Stream.Replicas}, events.NewPublisher(bb.JS, bb.Stream))
+	dlq, err := retryOpen(ctx, log, "dead-letter stream", func(ctx context.Context) (*worker.DLQ, error) {
+		return worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{Replicas: bb.Stream.Replicas}, events.NewPublisher(bb.JS, bb.Stream))
+	})
 	if err != nil {
 		return nil, err
 	}
-	seen, err := reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+	seen, err := retryOpen(ctx, log, "seen store", func(ctx context.Context) (*reconcile.Seen, error) {
+		return reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -219,4 +227,25 @@ func connectionConfig(name string, c config.Connection, getenv func(string) stri
 	}
 	return zoho.Config{ClientID: c.ClientID, ClientSecret: secret, RefreshToken: refresh, Scopes: c.Scopes, DC: dc,
 		AccountsURL: c.AccountsURL, APIURL: c.APIURL, BooksURL: c.BooksURL, BooksOrgID: c.BooksOrgID}, nil
+}
+
+// retryOpen creates a store, retrying for up to a minute: on a cluster that
+// is electing leaders (a node just died, or a fresh R3 start) creation can
+// time out for several seconds, and a worker should wait, not exit.
+func retryOpen[T any](ctx context.Context, log *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 250 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := open(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return v, err
+		}
+		log.Warn("creating a NATS store failed; retrying", "store", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
