@@ -159,20 +159,9 @@ func (s *Server) listAttachments(rq *request, mod *crmModule, rec map[string]any
 	}
 	recID := str(rec["id"])
 	list := mod.attachments[recID]
-	perPage, page := 200, 1
-	if v := rq.query("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			return invalidParam("per_page")
-		}
-		perPage = n
-	}
-	if v := rq.query("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalidParam("page")
-		}
-		page = n
+	perPage, page, bad := rq.paging()
+	if bad != nil {
+		return bad
 	}
 	off := (page - 1) * perPage
 	if off >= len(list) {

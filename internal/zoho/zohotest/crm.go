@@ -815,20 +815,9 @@ func (s *Server) crmSearch(rq *request, mod *crmModule) *response {
 	default:
 		return missingParam("criteria")
 	}
-	perPage, page := 200, 1
-	if v := q.Get("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			return invalidParam("per_page")
-		}
-		perPage = n
-	}
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalidParam("page")
-		}
-		page = n
+	perPage, page, bad := rq.paging()
+	if bad != nil {
+		return bad
 	}
 	var hits []map[string]any
 	for _, id := range sortedIDs(mod) {
@@ -922,4 +911,25 @@ func (s *Server) CRMRecords(module string) []map[string]any {
 		out = append(out, copyRec(mod.recs[id]))
 	}
 	return out
+}
+
+// paging reads CRM's page and per_page (default 1 and 200, per_page at most
+// 200); a bad value yields Zoho's INVALID_DATA answer.
+func (rq *request) paging() (perPage, page int, bad *response) {
+	perPage, page = 200, 1
+	if v := rq.query("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return 0, 0, invalidParam("per_page")
+		}
+		perPage = n
+	}
+	if v := rq.query("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, invalidParam("page")
+		}
+		page = n
+	}
+	return perPage, page, nil
 }

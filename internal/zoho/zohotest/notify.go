@@ -328,20 +328,9 @@ func (s *Server) watchOne(i int, w map[string]any, mode string) map[string]any {
 }
 
 func (s *Server) watchGet(rq *request) *response {
-	perPage, page := 200, 1
-	if v := rq.query("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			return invalidParam("per_page")
-		}
-		perPage = n
-	}
-	if v := rq.query("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalidParam("page")
-		}
-		page = n
+	perPage, page, bad := rq.paging()
+	if bad != nil {
+		return bad
 	}
 	var items []any
 	for _, c := range s.liveChannels() {
@@ -595,20 +584,9 @@ func (s *Server) webhookFailures(rq *request) *response {
 			*p.dst = t
 		}
 	}
-	perPage, page := 200, 1
-	if v := rq.query("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			return invalidParam("per_page")
-		}
-		perPage = n
-	}
-	if v := rq.query("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalidParam("page")
-		}
-		page = n
+	perPage, page, bad := rq.paging()
+	if bad != nil {
+		return bad
 	}
 	var items []any
 	for i, f := range s.failures {
