@@ -69,7 +69,7 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	var eng *engine.Engine
 	p.watcher = rules.NewWatcher(o.Rules, set, rules.WithLogger(log),
 		rules.OnReload(func(s *rules.Set, err error) { eng.RulesReloaded(s, err) }))
-	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Journal: journal, Loops: loops, Seen: seen, Logger: log, Registry: reg})
+	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Journal: journal, Loops: loops, Logger: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,18 +44,9 @@ type Config struct {
 	Actors  Actors     // required
 	Journal stepJournal
 	// Loops prevents self-triggering; nil disables it.
-	Loops *LoopGuard
-	// Seen, when set, records each handled notification's change so the
-	// reconciliation job does not publish it again.
-	Seen     SeenMarker
+	Loops    *LoopGuard
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-}
-
-// SeenMarker remembers the latest change of a record zohook received;
-// *reconcile.Seen implements it.
-type SeenMarker interface {
-	MarkSeen(ctx context.Context, conn, module, id string, modified time.Time) error
 }
 
 // Engine is the worker.Handler that runs the rules.
@@ -111,20 +101,8 @@ func ToRulesEvent(env *events.Envelope) *rules.Event {
 	return ev
 }
 
-// Handle runs every matching rule on the event and, once it is handled,
-// marks its change as seen for reconciliation.
+// Handle runs every matching rule on the event.
 func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
-	err := e.handle(ctx, m)
-	env := m.Envelope
-	if err == nil && e.cfg.Seen != nil && env.Source == events.SourceCRMNotify && env.ChannelID != "reconcile" && env.ServerTime > 0 {
-		if serr := e.cfg.Seen.MarkSeen(ctx, connectionOf(&rules.Event{Connection: env.Connection}), env.Module, env.RecordID, time.UnixMilli(env.ServerTime)); serr != nil {
-			e.log.Warn("could not mark the change seen; reconciliation may publish it again (its steps are journaled)", "event_id", env.ID, "err", serr)
-		}
-	}
-	return err
-}
-
-func (e *Engine) handle(ctx context.Context, m *worker.Message) error {
 	set := e.cfg.Rules.Current()
 	ev := ToRulesEvent(m.Envelope)
 	log := e.log.With("event_id", ev.ID, "rules_version", set.Version())
