@@ -37,7 +37,7 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	actors, err := zohoActors(o, log, &fleetDeps{ctx: ctx, js: bb.JS, replicas: bb.Stream.Replicas, reg: reg})
+	actors, err := zohoActors(o, log, &fleetDeps{ctx: ctx, js: bb.JS, replicas: bb.Stream.Replicas, reg: reg, tokenRetry: o.TokenRetry})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,9 @@ type fleetDeps struct {
 	ctx      context.Context
 	js       jetstream.JetStream
 	replicas int
-	reg      prometheus.Registerer
+	// tokenRetry: the fleet's wait after a refused token refresh (0 = fleet default).
+	tokenRetry time.Duration
+	reg        prometheus.Registerer
 	waits    *prometheus.HistogramVec
 }
 
@@ -165,8 +167,11 @@ func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, cr
 	if fd == nil {
 		return nil, nil // preflight: the values are valid, nothing to share yet
 	}
-	ts, err := fleet.NewTokenSource(fd.ctx, fd.js, zoho.NewOAuth(cfg, nil), fleet.WithConnection(conn),
-		fleet.WithTokenReplicas(fd.replicas), fleet.WithTokenLogger(log))
+	topts := []fleet.TokenOption{fleet.WithConnection(conn), fleet.WithTokenReplicas(fd.replicas), fleet.WithTokenLogger(log)}
+	if fd.tokenRetry > 0 {
+		topts = append(topts, fleet.WithFailureBackoff(fd.tokenRetry))
+	}
+	ts, err := fleet.NewTokenSource(fd.ctx, fd.js, zoho.NewOAuth(cfg, nil), topts...)
 	if err != nil {
 		return nil, err
 	}

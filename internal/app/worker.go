@@ -35,6 +35,7 @@ type WorkerOptions struct {
 	BooksBurst    int
 	RatePatience  time.Duration
 	EventTimeout  time.Duration
+	TokenRetry    time.Duration
 	MetricsAddr   string
 	ShutdownGrace time.Duration
 	LogFormat     string
@@ -75,6 +76,7 @@ func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 	fs.DurationVar(&o.PinnedTTL, "pinned-ttl", events.DefaultPinnedTTL, "how long a silent worker process keeps its partitions before another takes them over")
 	fs.DurationVar(&o.RatePatience, "rate-limit-patience", 10*time.Minute, "how long an event waits in-process for a Zoho rate limit to clear before it is retried later")
 	fs.DurationVar(&o.EventTimeout, "event-timeout", 5*time.Minute, "longest one attempt at an event may take")
+	fs.DurationVar(&o.TokenRetry, "token-retry", time.Minute, "after a failed access-token refresh, how long every worker waits before one tries again (events wait meanwhile); Zoho allows 10 refreshes per 10 minutes per refresh token")
 }
 
 // RunWorker connects to NATS and runs the worker until ctx ends.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
 )
 
 // DefaultBucket is the KV bucket holding channel entries. It holds channel
@@ -41,20 +43,10 @@ func (e Entry) LogValue() slog.Value {
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("channels: open bucket %s: %w", bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, bucket) // another process created it first
-	}
+	kv, err := events.OpenKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
+		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"}, events.KVOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("channels: create bucket %s: %w", bucket, err)
+		return nil, fmt.Errorf("channels: %w", err)
 	}
 	return kv, nil
 }

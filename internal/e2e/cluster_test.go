@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,13 +146,10 @@ func (p *notifyPoster) acceptedIDs() map[string]bool {
 // every notification answered 2xx is processed exactly once (one Books
 // invoice per event id), whatever the others were answered.
 func TestClusterNodeLostDuringIngest(t *testing.T) {
-	// Known issue, found by this test: in about half the runs, after the
-	// stream leader is shut down, some partitions' events stay unprocessed
-	// (the worker keeps running and reconnects, but stops receiving from
-	// those consumers). Kept out of the default run until it is fixed.
-	if os.Getenv("ZOHOOK_E2E_CLUSTER") == "" {
-		t.Skip("set ZOHOOK_E2E_CLUSTER=1: known issue, partitions stall after the stream leader is lost (see the test's comment)")
-	}
+	// This test found a stall: a journal write sent just before the node
+	// died got no answer, and only the 5-minute event timeout ended the
+	// wait, while in-progress acks kept JetStream from redelivering. KV
+	// calls are now bounded per attempt and retried (events.BoundKV).
 	const total, records, senders = 400, 50, 8
 	nodes := startCluster(t)
 	urls := clusterURLs(nodes)
@@ -276,8 +272,8 @@ func TestClusterNodeLostDuringIngest(t *testing.T) {
 			cons = append(cons, fmt.Sprintf("p%d: leader %s pending %d ack-pending %d waiting %d redelivered %d groups %+v",
 				p, ci.Cluster.Leader, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.PriorityGroups))
 		}
-		t.Fatalf("%d accepted events never processed (e.g. %v)\nconsumers:\n%s\nworker log without its zoho calls:\n%s",
-			len(m), m[:min(len(m), 5)], strings.Join(cons, "\n"), strings.Join(logs[max(0, len(logs)-30):], "\n"))
+		t.Fatalf("%d accepted events never processed (e.g. %v)\nconsumers:\n%s\nworker log without its zoho calls:\n%s\nworker goroutines in zohook code:\n%s",
+			len(m), m[:min(len(m), 5)], strings.Join(cons, "\n"), strings.Join(logs[max(0, len(logs)-30):], "\n"), w.stacks())
 	}
 	time.Sleep(2 * time.Second) // any late redelivery would show as a double
 	for ref, c := range invoicesByRef(fake, demo.OrgID) {

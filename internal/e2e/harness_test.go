@@ -117,6 +117,22 @@ func (p *proc) kill() {
 	}
 }
 
+// stacks makes the process print its goroutines (SIGQUIT, which also ends
+// it) and returns those running zohook code: what a stalled process was
+// waiting for.
+func (p *proc) stacks() string {
+	before := len(p.out.String())
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = p.cmd.Wait()
+	var out []string
+	for _, g := range strings.Split(p.out.String()[before:], "\n\n") {
+		if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "zohook/internal/") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()

@@ -62,7 +62,8 @@ func OpenLoopGuard(ctx context.Context, js jetstream.JetStream, cfg LoopGuardCon
 	if err != nil {
 		return nil, fmt.Errorf("loop guard bucket %s: %w", cfg.Bucket, err)
 	}
-	return &LoopGuard{kv: kv}, nil
+	// Bounded calls: see events.BoundKV.
+	return &LoopGuard{kv: events.BoundKV(kv, events.KVOptions{})}, nil
 }
 
 func markKey(conn, module, id string) string {

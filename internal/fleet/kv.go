@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
 )
 
 // Default bucket names (see doc.go for the layout).
@@ -19,24 +21,12 @@ const (
 	DefaultLeaseBucket = "zohook_leases"
 )
 
-// ensureKV opens bucket cfg.Bucket, creating it when missing. An existing
-// bucket is used as it is: an operator may have tuned it (replicas, storage)
-// and a worker must not silently reconfigure it.
+// ensureKV opens bucket cfg.Bucket, creating it when missing; see
+// events.OpenKV (an existing bucket is used as it is, calls are bounded).
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("fleet: open bucket %s: %w", cfg.Bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Another process created it between our lookup and our create.
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
-	}
+	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("fleet: create bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	return kv, nil
 }

@@ -36,19 +36,9 @@ func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replic
 }
 
 func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("reconcile: open bucket %s: %w", cfg.Bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket) // another process created it first
-	}
+	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("reconcile: create bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	return kv, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
 )
 
 // Step states in the journal.
@@ -68,7 +70,8 @@ func OpenJournal(ctx context.Context, js jetstream.JetStream, cfg JournalConfig)
 	if err != nil {
 		return nil, fmt.Errorf("journal bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Journal{kv: kv}, nil
+	// Bounded calls: see events.BoundKV.
+	return &Journal{kv: events.BoundKV(kv, events.KVOptions{})}, nil
 }
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)

@@ -1,0 +1,123 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/events/eventstest"
+)
+
+// silence makes the bucket's writes go unanswered, as they do when the
+// request was sent to a server that died or to a stream without a leader:
+// the stream is gone and a subscriber takes the requests without replying.
+func silence(t *testing.T, env *eventstest.Env, bucket string) (heard *atomic.Int64, restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.JS.DeleteKeyValue(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	heard = &atomic.Int64{}
+	sub, err := env.NC.Subscribe("$KV."+bucket+".>", func(*nats.Msg) { heard.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = env.NC.Flush()
+	return heard, func() {
+		_ = sub.Unsubscribe()
+		if _, err := env.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket}); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestBoundKVRetriesUnansweredRequests(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "bounded"},
+		events.KVOptions{AttemptTimeout: 300 * time.Millisecond, Patience: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard, restore := silence(t, env, "bounded")
+	// The bucket answers again only after several attempts went unanswered.
+	go func() {
+		for heard.Load() < 3 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		restore()
+	}()
+	// The caller's context is long, like a worker's event timeout: without
+	// per-attempt bounds the first unanswered request would hold it all.
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := kv.Put(cctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put after the bucket came back: %v", err)
+	}
+	e, err := kv.Get(ctx, "k")
+	if err != nil || string(e.Value()) != "v" {
+		t.Fatalf("Get = %v, %v", e, err)
+	}
+	if heard.Load() < 3 {
+		t.Fatalf("only %d unanswered attempts", heard.Load())
+	}
+}
+
+func TestBoundKVGivesUpAfterPatience(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "patience"},
+		events.KVOptions{AttemptTimeout: 100 * time.Millisecond, Patience: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard, _ := silence(t, env, "patience")
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err = kv.Put(cctx, "k", []byte("v"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put on a silent bucket: %v, want a deadline error", err)
+	}
+	if cctx.Err() != nil {
+		t.Fatal("the caller's context ran out: the patience did not bound the call")
+	}
+	if heard.Load() < 2 {
+		t.Fatalf("%d attempts, want retries", heard.Load())
+	}
+}
+
+func TestBoundKVDoesNotRetryFinalErrors(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "final"}, events.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, "k", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, "k", []byte("2")); !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("second Create: %v, want ErrKeyExists", err)
+	}
+	if _, err := kv.Update(ctx, "k", []byte("3"), 99); !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		t.Fatalf("Update at a wrong revision: %v, want ErrKeyRevisionMismatch", err)
+	}
+	if _, err := kv.Get(ctx, "missing"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("Get of a missing key: %v", err)
+	}
+	// OpenKV uses an existing bucket as it is.
+	again, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "final", History: 5}, events.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := again.Status(ctx)
+	if err != nil || st.History() != 1 {
+		t.Fatalf("reopened bucket history %v (%v), want the existing 1", st, err)
+	}
+}
