@@ -88,7 +88,7 @@ type fleetDeps struct {
 	// tokenRetry: the fleet's wait after a refused token refresh (0 = fleet default).
 	tokenRetry time.Duration
 	reg        prometheus.Registerer
-	waits    *prometheus.HistogramVec
+	waits      *prometheus.HistogramVec
 }
 
 // connRates are the client-side rate limits of one connection.

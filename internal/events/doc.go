@@ -9,6 +9,8 @@
 //   - stream.go:   StreamConfig with defaults; EnsureStream creates or updates it idempotently.
 //   - publish.go:  Publisher: publish a batch, return only after JetStream acknowledged every event.
 //   - consume.go:  ConsumerConfig and EnsureConsumer for durable pull consumers.
+//   - kv.go:       OpenKV and BoundKV: KV buckets whose calls are bounded per attempt and
+//     retried while the cluster recovers (every package's KV access goes through it).
 //   - connect.go:  Connect to an existing NATS cluster (credentials, NKey, TLS).
 //   - embedded.go: an in-process nats-server with JetStream for -dev, tests and single-node installs.
 //

@@ -28,11 +28,10 @@ import (
 // store only envelopes that survive a JSON round trip, and never echo a
 // configured secret in an answer or a log line.
 //
-// Short CI run (each target separately; -fuzz takes one target per run):
+// `go test ./...` fuzzes each target for a few seconds (internal/fuzzci);
+// a longer run, one target at a time (-fuzz takes one per run):
 //
-//	go test -run '^$' -fuzz '^FuzzCRMNotify$' -fuzztime 10s ./internal/receiver
-//	go test -run '^$' -fuzz '^FuzzCRMWorkflowHook$' -fuzztime 10s ./internal/receiver
-//	go test -run '^$' -fuzz '^FuzzBooksHook$' -fuzztime 10s ./internal/receiver
+//	go test -run '^$' -fuzz '^FuzzCRMNotify$' -fuzztime 5m ./internal/receiver
 //
 // Without -fuzz, `go test` runs the seed corpus in testdata/fuzz/<Target>/
 // plus the f.Add seeds as ordinary tests.
