@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,51 +19,42 @@ import (
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
 
-// startCluster runs three nats-server nodes in this process, on loopback,
-// routed to each other, each with its own JetStream store.
-func startCluster(t *testing.T) []*server.Server {
+// clusterNode is one nats-server process of the test cluster.
+type clusterNode struct {
+	name, url string
+	p         *proc
+}
+
+// startCluster runs three nats-server nodes as processes of their own (the
+// natsnode binary), on loopback, routed to each other, each with its own
+// JetStream store, so that one can be SIGKILLed.
+func startCluster(t *testing.T) []*clusterNode {
 	t.Helper()
 	const size = 3
-	routePorts := make([]int, size)
-	for i := range routePorts {
-		_, p, _ := strings.Cut(freeAddr(t), ":")
-		routePorts[i], _ = strconv.Atoi(p)
-	}
+	routePorts := make([]string, size)
 	var routes []string
-	for _, p := range routePorts {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	for i := range routePorts {
+		_, routePorts[i], _ = strings.Cut(freeAddr(t), ":")
+		routes = append(routes, "nats-route://127.0.0.1:"+routePorts[i])
 	}
-	nodes := make([]*server.Server, size)
+	nodes := make([]*clusterNode, size)
 	for i := range nodes {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			Cluster:    server.ClusterOpts{Name: "zohook-e2e", Host: "127.0.0.1", Port: routePorts[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-			NoLog:      true,
-			NoSigs:     true,
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("node %d not ready", i+1)
-		}
-		nodes[i] = s
+		_, port, _ := strings.Cut(freeAddr(t), ":")
+		name := fmt.Sprintf("n%d", i+1)
+		nodes[i] = &clusterNode{name: name, url: "nats://127.0.0.1:" + port,
+			p: startProc(t, "natsnode", nil, "-name", name, "-port", port, "-cluster-port", routePorts[i],
+				"-routes", strings.Join(routes, ","), "-store", t.TempDir())}
+	}
+	for _, n := range nodes {
+		waitFor(t, "node "+n.name+" ready", 20*time.Second, func() bool { return strings.Contains(n.p.out.String(), "ready nats://") }, n.p)
 	}
 	return nodes
 }
 
-func clusterURLs(nodes []*server.Server) string {
+func clusterURLs(nodes []*clusterNode) string {
 	urls := make([]string, len(nodes))
-	for i, s := range nodes {
-		urls[i] = s.ClientURL()
+	for i, n := range nodes {
+		urls[i] = n.url
 	}
 	return strings.Join(urls, ",")
 }
@@ -142,7 +131,7 @@ func (p *notifyPoster) acceptedIDs() map[string]bool {
 
 // A three-node NATS cluster, the events stream on three replicas, the real
 // receiver and worker binaries connected to all three nodes. While
-// notifications pour in, the node leading the events stream is shut down:
+// notifications pour in, the node leading the events stream is SIGKILLed:
 // every notification answered 2xx is processed exactly once (one Books
 // invoice per event id), whatever the others were answered.
 func TestClusterNodeLostDuringIngest(t *testing.T) {
@@ -212,7 +201,7 @@ func TestClusterNodeLostDuringIngest(t *testing.T) {
 		}()
 	}
 
-	// A third of the way in, shut down the node leading the stream.
+	// A third of the way in, SIGKILL the node leading the stream.
 	waitFor(t, "a third of the notifications stored", 30*time.Second, func() bool { return len(poster.acceptedIDs()) >= total/3 }, recv)
 	st, err := js.Stream(ctx, scfg.WithDefaults().Name)
 	if err != nil {
@@ -223,10 +212,10 @@ func TestClusterNodeLostDuringIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := info.Cluster.Leader
-	for _, s := range nodes {
-		if s.Name() == leader {
-			s.Shutdown()
-			t.Logf("shut down stream leader %s after %d accepted events", leader, len(poster.acceptedIDs()))
+	for _, n := range nodes {
+		if n.name == leader {
+			n.p.kill()
+			t.Logf("SIGKILLed stream leader %s after %d accepted events", leader, len(poster.acceptedIDs()))
 		}
 	}
 	wg.Wait()

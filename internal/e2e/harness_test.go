@@ -33,8 +33,8 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	root := repoRoot()
-	for _, name := range []string{"worker", "receiver"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+	for name, pkg := range map[string]string{"worker": "./cmd/worker", "receiver": "./cmd/receiver", "natsnode": "./internal/e2e/natsnode"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
