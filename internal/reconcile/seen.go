@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,7 +21,25 @@ const DefaultSeenBucket = "zohook_seen"
 // marks what it handled; the reconciliation job skips what is marked.
 type Seen struct {
 	kv jetstream.KeyValue
+
+	// last remembers, per key this process wrote, the time and revision it
+	// wrote: the next mark of that record is one Update at that revision
+	// instead of a Get and an Update (the receiver marks every stored
+	// notification, so this halves its KV traffic). The stored time only
+	// moves forward, so a remembered time is a lower bound and safe to skip
+	// on; a stale revision just fails the Update and falls back to reading.
+	mu   sync.Mutex
+	last map[string]seenRev
 }
+
+type seenRev struct {
+	t   time.Time
+	rev uint64
+}
+
+// seenCacheSize bounds last; when full it is emptied (a cheap bound: the
+// cache is only a shortcut).
+const seenCacheSize = 100_000
 
 // OpenSeen opens (or creates) the seen bucket ("" = DefaultSeenBucket).
 func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Seen, error) {
@@ -32,7 +51,7 @@ func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replic
 	if err != nil {
 		return nil, err
 	}
-	return &Seen{kv: kv}, nil
+	return &Seen{kv: kv, last: map[string]seenRev{}}, nil
 }
 
 func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -76,12 +95,24 @@ func (s *Seen) get(ctx context.Context, key string) (time.Time, uint64, bool, er
 // moves forward: an older time never replaces a newer one.
 func (s *Seen) MarkSeen(ctx context.Context, conn, module, id string, modified time.Time) error {
 	key := seenKey(conn, module, id)
+	// Shortcut: what this process wrote last for the key (or, for a key it
+	// never wrote, a Create): one round trip when nobody else wrote since.
+	s.mu.Lock()
+	prev, known := s.last[key]
+	s.mu.Unlock()
+	if known && !modified.After(prev.t) {
+		return nil
+	}
+	if done, err := s.put(ctx, key, prev.rev, modified); done || err != nil {
+		return err
+	}
 	for range 10 {
 		cur, rev, ok, err := s.get(ctx, key)
 		if err != nil {
 			return err
 		}
 		if ok && !modified.After(cur) {
+			s.remember(key, cur, rev)
 			return nil
 		}
 		done, err := s.put(ctx, key, rev, modified)
@@ -92,16 +123,30 @@ func (s *Seen) MarkSeen(ctx context.Context, conn, module, id string, modified t
 	return fmt.Errorf("reconcile: seen %s: too much contention", key)
 }
 
+func (s *Seen) remember(key string, t time.Time, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.last[key]; ok && cur.rev >= rev {
+		return
+	}
+	if len(s.last) >= seenCacheSize {
+		clear(s.last)
+	}
+	s.last[key] = seenRev{t: t, rev: rev}
+}
+
 // put writes t conditioned on rev (0 = key absent); false on a lost race.
 func (s *Seen) put(ctx context.Context, key string, rev uint64, t time.Time) (bool, error) {
 	v := []byte(t.UTC().Format(time.RFC3339Nano))
 	var err error
+	var nrev uint64
 	if rev == 0 {
-		_, err = s.kv.Create(ctx, key, v)
+		nrev, err = s.kv.Create(ctx, key, v)
 	} else {
-		_, err = s.kv.Update(ctx, key, v, rev)
+		nrev, err = s.kv.Update(ctx, key, v, rev)
 	}
 	if err == nil {
+		s.remember(key, t, nrev)
 		return true, nil
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
