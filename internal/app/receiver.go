@@ -184,11 +184,11 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 // anyVerifier accepts a token any of its verifiers accepts.
 type anyVerifier []receiver.ChannelTokenVerifier
 
-func (a anyVerifier) VerifyChannelToken(ctx context.Context, channelID, token string) (string, bool) {
+func (a anyVerifier) VerifyChannelToken(ctx context.Context, channelID, token string) (string, string, bool) {
 	for _, v := range a {
-		if conn, ok := v.VerifyChannelToken(ctx, channelID, token); ok {
-			return conn, true
+		if conn, module, ok := v.VerifyChannelToken(ctx, channelID, token); ok {
+			return conn, module, true
 		}
 	}
-	return "", false
+	return "", "", false
 }

@@ -177,8 +177,8 @@ func TestSyncSubscribesExactlyTheNeededEvents(t *testing.T) {
 			t.Fatalf("channel flags: affected %v related %v", c.ReturnAffectedFieldValues, c.NotifyOnRelatedAction)
 		}
 		// The receiver accepts exactly this channel's token.
-		if conn, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); !ok || conn != "" {
-			t.Fatalf("verifier refused channel %s's token (conn %q)", c.ChannelID, conn)
+		if conn, module, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); !ok || conn != "" || module != moduleOf(c.Events[0]) {
+			t.Fatalf("verifier refused channel %s's token (conn %q, module %q)", c.ChannelID, conn, module)
 		}
 	}
 	slices.Sort(all)
@@ -376,11 +376,11 @@ func TestVerifierFollowsTheBucket(t *testing.T) {
 	}
 	c := e.fake.Channels()[0]
 	waitFor(t, func() bool { return v.Len() == 1 })
-	if conn, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); !ok || conn != "eu" {
+	if conn, _, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); !ok || conn != "eu" {
 		t.Fatalf("stored token refused (conn %q ok %v)", conn, ok)
 	}
 	for _, tc := range []struct{ id, tok string }{{c.ChannelID, c.Token + "x"}, {c.ChannelID, ""}, {"123", c.Token}, {c.ChannelID, strings.ToUpper(c.Token)}} {
-		if _, ok := v.VerifyChannelToken(ctx, tc.id, tc.tok); ok && tc.tok != c.Token {
+		if _, _, ok := v.VerifyChannelToken(ctx, tc.id, tc.tok); ok && tc.tok != c.Token {
 			t.Fatalf("accepted channel %s with a wrong token", tc.id)
 		} else if ok {
 			t.Fatalf("accepted the token for another channel %s", tc.id)
@@ -389,7 +389,7 @@ func TestVerifierFollowsTheBucket(t *testing.T) {
 	if _, err := m.Disable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); return !ok })
+	waitFor(t, func() bool { _, _, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); return !ok })
 }
 
 // waitFor polls a condition that another goroutine (a KV watch) makes true.

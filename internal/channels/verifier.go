@@ -26,8 +26,8 @@ type TokenVerifier struct {
 }
 
 type verifierEntry struct {
-	conn string
-	sum  [32]byte
+	conn, module string
+	sum          [32]byte
 }
 
 // VerifierConfig configures NewTokenVerifier.
@@ -98,14 +98,15 @@ func (v *TokenVerifier) apply(e jetstream.KeyValueEntry) {
 		delete(v.known, e.Key())
 		return
 	}
-	v.known[e.Key()] = verifierEntry{conn: en.Connection, sum: tokenSum(en.Token)}
+	v.known[e.Key()] = verifierEntry{conn: en.Connection, module: en.Module, sum: tokenSum(en.Token)}
 }
 
 // VerifyChannelToken reports whether token is the one stored for channelID,
-// and the channel's connection. Hashes are compared in constant time.
-func (v *TokenVerifier) VerifyChannelToken(_ context.Context, channelID, token string) (string, bool) {
+// and the channel's connection and module. Hashes are compared in constant
+// time.
+func (v *TokenVerifier) VerifyChannelToken(_ context.Context, channelID, token string) (string, string, bool) {
 	if token == "" {
-		return "", false
+		return "", "", false
 	}
 	v.mu.RLock()
 	e, ok := v.known[channelID]
@@ -113,9 +114,9 @@ func (v *TokenVerifier) VerifyChannelToken(_ context.Context, channelID, token s
 	got := tokenSum(token)
 	// Compare even when the channel is unknown so the timing says nothing.
 	if subtle.ConstantTimeCompare(got[:], e.sum[:]) != 1 || !ok {
-		return "", false
+		return "", "", false
 	}
-	return e.conn, true
+	return e.conn, e.module, true
 }
 
 // Len reports how many channels the verifier knows.

@@ -45,7 +45,7 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 	if err := decodeJSON(body, &n); err != nil {
 		return nil, err
 	}
-	conn, ok := s.cfg.CRMTokens.VerifyChannelToken(c.Request().Context(), string(n.ChannelID), n.Token)
+	conn, module, ok := s.cfg.CRMTokens.VerifyChannelToken(c.Request().Context(), string(n.ChannelID), n.Token)
 	if !ok {
 		return nil, unauthorized("invalid or missing channel token")
 	}
@@ -54,6 +54,12 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 	}
 	if err := s.validate.Struct(&n); err != nil {
 		return nil, badRequest("invalid notification", fieldErrors(err)...)
+	}
+	// A channel zohook subscribed watches one module: a notification naming
+	// another is not one Zoho sent for that channel.
+	if module != "" && n.Module != module {
+		return nil, badRequest("invalid notification", FieldError{Field: "module",
+			Message: "channel " + string(n.ChannelID) + " watches " + module + ", not " + n.Module})
 	}
 	if len(n.IDs) > s.cfg.MaxIDsPerNotification {
 		return nil, badRequest("invalid notification", FieldError{Field: "ids",

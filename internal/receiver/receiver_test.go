@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/channels"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/receiver"
@@ -219,6 +220,41 @@ func TestNotifyRejects(t *testing.T) {
 	}
 	if n := h.env.Messages(t); n != 0 {
 		t.Fatalf("rejected requests published %d events", n)
+	}
+}
+
+// With channels zohook subscribed (tokens in NATS KV, each channel for one
+// module), a notification naming another module than its channel's is
+// refused, and a module no channel watches as well: Zoho would not send it.
+func TestNotifyModuleMustBeTheChannels(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	kv, err := env.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: channels.DefaultBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(channels.Entry{ChannelID: "1000000068001", Module: "Deals", Token: token})
+	if _, err := kv.Put(ctx, "1000000068001", b); err != nil {
+		t.Fatal(err)
+	}
+	v, err := channels.NewTokenVerifier(ctx, env.JS, channels.VerifierConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	h := start(t, env, func(c *receiver.Config) { c.CRMTokens = v })
+	for _, module := range []string{"Leads", "Unicorns", "deals"} {
+		code, out := h.post(t, "/zoho/crm/notify", "application/json", notification(func(m map[string]any) { m["module"] = module }))
+		fields, _ := out["fields"].([]any)
+		if code != http.StatusBadRequest || len(fields) != 1 || fields[0].(map[string]any)["field"] != "module" {
+			t.Fatalf("module %s on a Deals channel: %d %v", module, code, out)
+		}
+	}
+	if n := env.Messages(t); n != 0 {
+		t.Fatalf("refused notifications published %d events", n)
+	}
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", notification(nil)); code != http.StatusOK {
+		t.Fatalf("the channel's own module: %d %v", code, out)
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 )
 
 // ChannelTokenVerifier decides whether a CRM notification's token is valid
-// for its channel, and which Zoho connection the channel belongs to ("" for
-// the receiver's default). The static list below serves fixed configuration;
-// the worker's channel manager can provide one backed by NATS KV.
+// for its channel, which Zoho connection the channel belongs to ("" for the
+// receiver's default) and which CRM module it watches ("" when the verifier
+// does not know: any module is accepted). The static list below serves
+// fixed configuration; the worker's channel manager provides one backed by
+// NATS KV that knows each channel's module.
 type ChannelTokenVerifier interface {
-	VerifyChannelToken(ctx context.Context, channelID, token string) (connection string, ok bool)
+	VerifyChannelToken(ctx context.Context, channelID, token string) (connection, module string, ok bool)
 }
 
 // StaticTokens accepts any of a fixed set of tokens, whatever the channel, so
@@ -47,9 +49,9 @@ func (s *StaticTokens) Len() int { return len(s.sums) }
 // VerifyChannelToken compares hashes in constant time, so neither the
 // token's content nor its length leaks through timing; every configured
 // token is compared even after a match.
-func (s *StaticTokens) VerifyChannelToken(_ context.Context, _ string, token string) (string, bool) {
+func (s *StaticTokens) VerifyChannelToken(_ context.Context, _ string, token string) (string, string, bool) {
 	if token == "" {
-		return "", false
+		return "", "", false
 	}
 	got := sha256.Sum256([]byte(token))
 	match := -1
@@ -59,7 +61,7 @@ func (s *StaticTokens) VerifyChannelToken(_ context.Context, _ string, token str
 		}
 	}
 	if match < 0 {
-		return "", false
+		return "", "", false
 	}
-	return s.conns[match], true
+	return s.conns[match], "", true
 }
