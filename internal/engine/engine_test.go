@@ -68,13 +68,20 @@ type fixture struct {
 
 func setup(t *testing.T, rulesYAML string, fakeOpts ...zohotest.Option) (*fixture, func()) {
 	t.Helper()
+	return setupWith(t, rulesYAML, nil, fakeOpts...)
+}
+
+// setupWith is setup with extra options for the Zoho client.
+func setupWith(t *testing.T, rulesYAML string, clientOpts []zoho.Option, fakeOpts ...zohotest.Option) (*fixture, func()) {
+	t.Helper()
 	fx := &fixture{fake: zohotest.NewServer(fakeOpts...), env: eventstest.Start(t)}
 	t.Cleanup(fx.fake.Close)
 	cr := fx.fake.Credentials()
 	fx.orgID = cr.OrgID
 	client, err := zoho.NewClient(zoho.Config{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, RefreshToken: cr.RefreshToken,
 		AccountsURL: fx.fake.URL(), BooksOrgID: cr.OrgID},
-		zoho.WithRetryPolicy(zoho.RetryPolicy{MaxRetries: 1, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}))
+		append([]zoho.Option{zoho.WithRetryPolicy(zoho.RetryPolicy{MaxRetries: 1, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond})},
+			clientOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

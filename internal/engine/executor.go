@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +70,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	attempts := 1
 	if rec != nil {
 		attempts = rec.Attempts + 1
-		if out, ok, err := x.resolveInDoubt(ctx, action, in); err != nil {
+		if out, ok, err := x.resolveInDoubt(ctx, action, in, rec.At); err != nil {
 			return nil, err
 		} else if ok {
 			x.log.Warn("in-doubt step resolved: Zoho already had its result", "step", key, "action", action)
@@ -111,7 +113,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 // readOnly reports actions that change nothing in Zoho.
 func readOnly(action string, in map[string]any) bool {
 	switch action {
-	case "crm.get_record", "crm.get_records", "crm.coql", "books.get_record", "books.get_records":
+	case "crm.get_record", "crm.get_records", "crm.get_attachments", "crm.coql", "books.get_record", "books.get_records":
 		return true
 	case "crm.raw_request", "books.raw_request":
 		m, _ := in["method"].(string)
@@ -165,9 +167,14 @@ func booksSingular(entity string) string {
 
 // resolveInDoubt looks, for actions where Zoho allows it, for the result of
 // an attempt that may have reached Zoho: a Books entity created with a
-// reference_number is found by it.
-func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[string]any) (map[string]any, bool, error) {
-	if action != "books.create_record" {
+// reference_number is found by it; an attachment by its file name and size
+// (or its link), created since the attempt started.
+func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[string]any, started time.Time) (map[string]any, bool, error) {
+	switch action {
+	case "crm.add_attachment":
+		return x.findAttachment(ctx, in, started)
+	case "books.create_record":
+	default:
 		return nil, false, nil
 	}
 	data, _ := in["data"].(map[string]any)
@@ -190,6 +197,68 @@ func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[str
 		return nil, false, nil
 	}
 	return map[string]any{"code": 0, "message": "found by reference_number after an interrupted create", booksSingular(entity): list[0]}, true, nil
+}
+
+// attachmentSkew: how much earlier than our start mark Zoho's Created_Time of
+// the attachment our attempt uploaded may read. Zoho's times have whole
+// seconds and its clock is not ours; NTP keeps the rest well under this.
+const attachmentSkew = 10 * time.Second
+
+// findAttachment looks for the attachment an interrupted crm.add_attachment
+// may have uploaded: same file name and size (or same link), created no
+// earlier than the attempt's start mark minus attachmentSkew. A same file
+// attached by someone else within those seconds would be taken for ours;
+// the alternative, uploading again, duplicates it for sure.
+func (x *executor) findAttachment(ctx context.Context, in map[string]any, started time.Time) (map[string]any, bool, error) {
+	module, _ := in["module"].(string)
+	id := fmt.Sprint(in["id"])
+	link, _ := in["url"].(string)
+	name, _ := in["file_name"].(string)
+	size := -1
+	switch c := in["content"].(type) {
+	case string:
+		size = len(c)
+	case []byte:
+		size = len(c)
+	}
+	if b, ok := in["content_base64"].(string); ok {
+		if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b)); err == nil {
+			size = len(raw)
+		}
+	}
+	if module == "" || id == "" || (link == "" && name == "") {
+		return nil, false, nil
+	}
+	// A record has few attachments; five pages of 200 is far more than a
+	// rule's record ever carries.
+	for page := 1; page <= 5; page++ {
+		out, err := x.actor.RunAction(ctx, "crm.get_attachments", map[string]any{"module": module, "id": id, "page": page, "per_page": 200,
+			"fields": []any{"id", "File_Name", "Size", "Created_Time", "$link_url"}})
+		x.calls++
+		if err != nil {
+			return nil, false, classify(err)
+		}
+		rows, _ := out["data"].([]any)
+		for _, r := range rows {
+			row, _ := r.(map[string]any)
+			created, err := time.Parse(time.RFC3339, fmt.Sprint(row["Created_Time"]))
+			if err != nil || created.Before(started.Add(-attachmentSkew)) {
+				continue
+			}
+			match := link != "" && row["$link_url"] == link ||
+				link == "" && row["File_Name"] == name && (size < 0 || fmt.Sprint(row["Size"]) == strconv.Itoa(size))
+			if match {
+				aid := fmt.Sprint(row["id"])
+				return map[string]any{"id": aid, "data": []any{map[string]any{"code": "SUCCESS", "status": "success",
+					"message": "found after an interrupted upload", "id": aid, "details": map[string]any{"id": aid, "Created_Time": row["Created_Time"]}}}}, true, nil
+			}
+		}
+		info, _ := out["info"].(map[string]any)
+		if more, _ := info["more_records"].(bool); !more {
+			break
+		}
+	}
+	return nil, false, nil
 }
 
 // rememberWrite tells the loop guard about a CRM update zohook just made.

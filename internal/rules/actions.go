@@ -83,6 +83,8 @@ func actionTable() map[string]*actionDef {
 	add("crm.add_attachment", []string{"module", "id"}, []string{"file_name", "content", "content_base64", "url", "title"},
 		[][]string{{"content", "content_base64", "url"}},
 		map[string]kind{"module": kText, "id": kID, "file_name": kText, "url": kText, "title": kText})
+	add("crm.get_attachments", []string{"module", "id"}, []string{"fields", "page", "per_page"}, nil,
+		map[string]kind{"module": kText, "id": kID, "fields": kFields, "page": kInt, "per_page": kPerPage})
 	add("crm.coql", []string{"query"}, []string{"all"}, nil, map[string]kind{"query": kCOQL, "all": kBool})
 	add("crm.raw_request", []string{"method", "path"}, raw, nil, rawKinds)
 	add("books.raw_request", []string{"method", "path"}, append(slices.Clone(raw), "organization_id"), nil, rawKinds)

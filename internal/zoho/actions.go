@@ -46,6 +46,7 @@ func actionTable() map[string]action {
 	add("crm.update_record", []string{"module", "data"}, []string{"id", "trigger"}, actCRMUpdate)
 	add("crm.remove_record", []string{"module"}, []string{"id", "ids", "wf_trigger"}, actCRMRemove)
 	add("crm.add_attachment", []string{"module", "id"}, []string{"file_name", "content", "content_base64", "url", "title"}, actCRMAttach)
+	add("crm.get_attachments", []string{"module", "id"}, []string{"fields", "page", "per_page"}, actCRMAttachments)
 	add("crm.coql", []string{"query"}, []string{"all"}, actCRMCOQL)
 	add("crm.raw_request", []string{"method", "path"}, rawInputs, actRaw(APICRM))
 	add("books.raw_request", []string{"method", "path"}, append(append([]string{}, rawInputs...), "organization_id"), actRaw(APIBooks))
@@ -662,6 +663,36 @@ func actCRMAttach(ctx context.Context, c *Client, a *args) (map[string]any, erro
 		}
 	}
 	return map[string]any{"id": r.ID, "data": []any{r.Map()}}, err
+}
+
+// actCRMAttachments lists one page of a record's attachments (and links).
+func actCRMAttachments(ctx context.Context, c *Client, a *args) (map[string]any, error) {
+	module, err := a.reqStr("module")
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.reqStr("id")
+	if err != nil {
+		return nil, err
+	}
+	o := &AttachmentListOptions{}
+	if o.Fields, _, err = a.strs("fields"); err != nil {
+		return nil, err
+	}
+	if o.Page, err = a.integer("page"); err != nil {
+		return nil, err
+	}
+	if o.PerPage, err = a.integer("per_page"); err != nil {
+		return nil, err
+	}
+	if o.PerPage < 0 || o.PerPage > 200 {
+		return nil, a.fail("per_page", "between 1 and 200")
+	}
+	rows, resp, err := c.CRM.ListAttachments(ctx, module, id, o)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"data": recordsToAny(rows), "info": infoMap(resp.Info)}, nil
 }
 
 func (a *args) base64(k string) ([]byte, error) {

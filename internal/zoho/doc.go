@@ -52,6 +52,7 @@
 //	crm.remove_record    module*, id or ids (one required), wf_trigger           {ids, data}
 //	crm.add_attachment   module*, id*, file_name, content | content_base64 | url,{id, data}
 //	                     title (file_name required unless url)
+//	crm.get_attachments  module*, id*, fields, page, per_page                    {data, info}
 //	crm.coql             query*, all (bool)                                      {data, info}
 //	crm.raw_request      method*, path*, query, headers, json, form, files       {status, headers, body}
 //	books.raw_request    ([{name, file_name, content | content_base64}]),        (body: JSON value, text, or

@@ -345,6 +345,17 @@ func TestActions(t *testing.T) {
 					t.Fatal(out)
 				}
 			}},
+		{"attachments listed", "crm.get_attachments", map[string]any{"module": "Deals", "id": dealID, "per_page": 1},
+			func(t *testing.T, out map[string]any) {
+				rows, _ := out["data"].([]any)
+				info, _ := out["info"].(map[string]any)
+				if len(rows) != 1 || info["more_records"] != true {
+					t.Fatalf("one of two attachments per page: %v", out)
+				}
+				if row := rows[0].(map[string]any); row["File_Name"] != "a.txt" || row["Size"] != "5" {
+					t.Fatalf("first attachment %v", row)
+				}
+			}},
 		{"crm raw", "crm.raw_request", map[string]any{"method": "GET", "path": "Deals/" + dealID, "query": map[string]any{"fields": "Deal_Name"},
 			"max_retries": 1, "retry_delay": "1ms", "timeout": 5},
 			func(t *testing.T, out map[string]any) {
@@ -416,6 +427,7 @@ func TestActions(t *testing.T) {
 		{"crm.add_attachment", "content_base64", map[string]any{"module": "Leads", "id": "1", "file_name": "x", "content_base64": "!!!"}},
 		{"crm.raw_request", "timeout", map[string]any{"method": "GET", "path": "Leads", "timeout": "soon"}},
 		{"crm.raw_request", "files", map[string]any{"method": "POST", "path": "Leads/1/Attachments", "files": []any{map[string]any{"name": "file"}}}},
+		{"crm.get_attachments", "per_page", map[string]any{"module": "Leads", "id": "1", "per_page": 500}},
 		{"books.get_record", "id", map[string]any{"entity": "invoices"}},
 		{"crm.remove_record", "ids", map[string]any{"module": "Leads"}},
 		{"nope.action", "action", map[string]any{}},
@@ -444,7 +456,7 @@ func TestActions(t *testing.T) {
 		t.Fatalf("partial: %v %v", out, err)
 	}
 	names := zoho.ActionNames()
-	if len(names) != 14 || names[0] != "books.create_record" {
+	if len(names) != 15 || names[0] != "books.create_record" {
 		t.Fatalf("ActionNames = %v", names)
 	}
 }

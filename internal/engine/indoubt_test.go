@@ -1,0 +1,55 @@
+package engine_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/zoho"
+	"github.com/zohook/zohook/internal/zoho/zohotest"
+)
+
+const attachRules = `
+version: 1
+rules:
+  - name: deal-welcome-note
+    on: { source: crm.notify, module: Deals, operations: [update] }
+    steps:
+      - id: note
+        action: crm.add_attachment
+        with: { module: Deals, id: "${event.record_id}", file_name: welcome.txt, content: "Welcome aboard" }
+      - id: link
+        action: crm.add_attachment
+        with: { module: Deals, id: "${event.record_id}", url: "https://example.com/terms", title: Terms }
+`
+
+// Zoho stores an attachment but its answer never reaches the worker (the
+// client gives up waiting: an ambiguous failure it must not repeat). The
+// step is in doubt on the next delivery; the worker finds the attachment by
+// name and size, and the link by its URL, instead of uploading them again.
+func TestInDoubtAttachmentIsFoundNotUploadedTwice(t *testing.T) {
+	fx, stop := setupWith(t, attachRules, []zoho.Option{zoho.WithHTTPClient(&http.Client{Timeout: 300 * time.Millisecond})})
+	defer stop()
+	fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/crm/v8/Deals/" + fx.dealID + "/Attachments",
+		AnswerDelay: time.Second, Times: 2})
+	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(context.Background(), []*events.Envelope{{
+		ID: "ev-attach-1", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
+		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-attach-1"); return ok })
+	atts := fx.fake.CRMAttachments("Deals", fx.dealID)
+	if len(atts) != 2 {
+		t.Fatalf("%d attachments on the Deal, want the file and the link once each: %+v", len(atts), atts)
+	}
+	if n := len(fx.fake.CallsTo(http.MethodPost, "/crm/v8/Deals/"+fx.dealID+"/Attachments")); n != 2 {
+		t.Fatalf("%d uploads sent, want 2 (one per step, none repeated)", n)
+	}
+	if n := len(fx.fake.CallsTo(http.MethodGet, "/crm/v8/Deals/"+fx.dealID+"/Attachments")); n < 2 {
+		t.Fatalf("%d attachment lookups, want one per in-doubt step", n)
+	}
+}
