@@ -23,6 +23,11 @@ type EmbeddedConfig struct {
 	ServerName string
 	// Logger receives the server's notices and errors; nil keeps it quiet.
 	Logger *slog.Logger
+	// SyncAlways makes JetStream fsync every write before acknowledging it,
+	// so an acknowledged event survives a power loss or kernel crash, not
+	// only a process crash. Default false: NATS's default, fsync every 2
+	// minutes (on a cluster, replicas on other machines cover that window).
+	SyncAlways bool
 }
 
 // Embedded is a running in-process NATS server.
@@ -42,6 +47,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		StoreDir:   cfg.DataDir,
 		NoSigs:     true, // the host process owns signal handling
 		MaxPayload: 8 << 20,
+		SyncAlways: cfg.SyncAlways,
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "zohook-embedded"
