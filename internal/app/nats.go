@@ -106,7 +106,7 @@ func OpenBackbone(ctx context.Context, o NATSOptions, name string, embed bool, l
 			b.Embedded.Shutdown()
 			return nil, err
 		}
-		log.Info("embedded NATS started", "data_dir", o.DataDir, "listen", b.Embedded.ClientURL())
+		log.Info("embedded NATS started", "data_dir", o.DataDir, "listen", b.Embedded.ClientURL(), "sync_always", b.Embedded.SyncAlways())
 	default:
 		url := o.URL
 		if url == "" {

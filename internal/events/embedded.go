@@ -83,6 +83,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	return &Embedded{srv: srv}, nil
 }
 
+// SyncAlways reports whether the running server fsyncs every write (what
+// the server applied, not what was asked).
+func (e *Embedded) SyncAlways() bool {
+	c := e.srv.JetStreamConfig()
+	return c != nil && c.SyncAlways
+}
+
 // ClientURL is the nats:// URL other processes use; empty without a listener.
 func (e *Embedded) ClientURL() string {
 	if e.srv.Addr() == nil {

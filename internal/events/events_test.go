@@ -165,3 +165,17 @@ func TestEnsureConsumersPartitions(t *testing.T) {
 		t.Fatalf("fetched %d messages (err %v)", n, msgs.Error())
 	}
 }
+
+func TestEmbeddedSyncAlways(t *testing.T) {
+	for _, want := range []bool{true, false} {
+		emb, err := events.StartEmbedded(events.EmbeddedConfig{DataDir: t.TempDir(), SyncAlways: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := emb.SyncAlways()
+		emb.Shutdown()
+		if got != want {
+			t.Fatalf("SyncAlways %v: server applied %v", want, got)
+		}
+	}
+}
