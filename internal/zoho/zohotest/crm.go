@@ -80,6 +80,7 @@ type crmModule struct {
 	id          string
 	recs        map[string]map[string]any
 	attachments map[string][]*Attachment // by record id
+	deleted     []*tombstone             // GET /{module}/deleted, oldest first (deleted.go)
 }
 
 type pageToken struct {
@@ -209,6 +210,11 @@ func (s *Server) serveCRM(rq *request) *response {
 			return badMethod()
 		}
 		return s.crmWrite(rq, mod, writeUpsert, "")
+	case len(seg) == 2 && seg[1] == "deleted":
+		if m != http.MethodGet {
+			return badMethod()
+		}
+		return s.crmDeleted(rq, mod)
 	case len(seg) == 2 && seg[1] == "search":
 		if m != http.MethodGet {
 			return badMethod()
@@ -559,8 +565,7 @@ func (s *Server) crmDelete(rq *request, mod *crmModule, ids string, bulk bool) *
 			results = append(results, crmErr("INVALID_DATA", "record not deleted", map[string]any{"id": id}))
 			continue
 		}
-		delete(mod.recs, id)
-		delete(mod.attachments, id)
+		s.removeRecordLocked(mod, id)
 		deleted = append(deleted, id)
 		results = append(results, map[string]any{"code": "SUCCESS", "details": map[string]any{"id": id}, "message": "record deleted", "status": "success"})
 	}
