@@ -24,6 +24,7 @@ type CRM interface {
 	Records(ctx context.Context, module string, opts *zoho.ListOptions) iter.Seq2[zoho.Record, error]
 	GetRecord(ctx context.Context, module, id string, opts *zoho.GetOptions) (zoho.Record, *zoho.Response, error)
 	Raw(ctx context.Context, rr *zoho.RawRequest) (*zoho.RawResponse, *zoho.Response, error)
+	DeletedRecords(ctx context.Context, module string, opts *zoho.DeletedListOptions) iter.Seq2[zoho.DeletedRecord, error]
 }
 
 var _ CRM = (*zoho.CRMService)(nil)
@@ -56,9 +57,13 @@ const (
 type Config struct {
 	// Connection is the Zoho connection name ("" = default).
 	Connection string
-	// Modules are the CRM modules to reconcile (API names). May be empty when
-	// only WebhookFailures is wanted.
+	// Modules are the CRM modules to reconcile (API names): their changed
+	// records and their deletions. May be empty when only WebhookFailures is
+	// wanted.
 	Modules []string
+	// SkipDeletions leaves deletions out (e.g. when the Zoho user may not
+	// read deleted records: NO_PERMISSION would fail every run).
+	SkipDeletions bool
 	// Interval between runs in Run (default 15 min).
 	Interval time.Duration
 	// Overlap re-reads this much before the cursor: Zoho's Modified_Time has
@@ -94,9 +99,9 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zohook_reconcile_published_total",
-			Help: "Changes the reconciliation found that no webhook had delivered, by kind (record, webhook_failure)."}, []string{"connection", "module", "kind"}),
+			Help: "Changes the reconciliation found that no webhook had delivered, by kind (record, deletion, webhook_failure)."}, []string{"connection", "module", "kind"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zohook_reconcile_already_seen_total",
-			Help: "Changes the reconciliation found already received."}, []string{"connection", "module"}),
+			Help: "Changes (record changes and deletions) the reconciliation found already received."}, []string{"connection", "module"}),
 		lastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zohook_reconcile_last_success_timestamp_seconds",
 			Help: "When a reconciliation run last completed without error (Unix seconds)."}, []string{"connection"}),
 	}
@@ -171,23 +176,26 @@ func connLabel(c string) string {
 
 // Stats says what a run did.
 type Stats struct {
-	Scanned     int // records listed
-	Published   int // events JetStream stored now
+	Scanned     int // records and deletions listed
+	Published   int // record change events JetStream stored now
+	Deletions   int // delete events JetStream stored now
 	Duplicates  int // events JetStream already had (same message id)
-	AlreadySeen int // changes skipped because they were received
+	AlreadySeen int // changes and deletions skipped because they were received
 	Failures    int // webhook failures republished
 }
 
 func (s *Stats) add(o Stats) {
 	s.Scanned += o.Scanned
 	s.Published += o.Published
+	s.Deletions += o.Deletions
 	s.Duplicates += o.Duplicates
 	s.AlreadySeen += o.AlreadySeen
 	s.Failures += o.Failures
 }
 
-// RunOnce reconciles every module, then the webhook failure log. A module's
-// error does not stop the others; the error joins them.
+// RunOnce reconciles every module (changes, then deletions), then the
+// webhook failure log. A module's error does not stop the others; the error
+// joins them.
 func (j *Job) RunOnce(ctx context.Context) (Stats, error) {
 	var total Stats
 	var errs []error
@@ -196,6 +204,14 @@ func (j *Job) RunOnce(ctx context.Context) (Stats, error) {
 		total.add(st)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", m, err))
+		}
+		if j.cfg.SkipDeletions {
+			continue
+		}
+		st, err = j.deletions(ctx, m)
+		total.add(st)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s deletions: %w", m, err))
 		}
 	}
 	if j.cfg.WebhookFailures {
@@ -248,6 +264,8 @@ type pending struct {
 	module   string
 	id       string
 	modified time.Time
+	// deletion: also remember the deletion (deletedSeenModule).
+	deletion bool
 }
 
 // module walks the records modified since the cursor (minus Overlap), oldest
@@ -365,13 +383,21 @@ func (j *Job) publish(ctx context.Context, batch []pending) (Stats, error) {
 		} else {
 			st.Published++
 			kind := "record"
-			if p.env.Source == events.SourceCRMWorkflow {
+			switch {
+			case p.env.Source == events.SourceCRMWorkflow:
 				kind = "webhook_failure"
+			case p.deletion:
+				kind = "deletion"
 			}
 			j.cfg.Metrics.published.WithLabelValues(connLabel(j.cfg.Connection), p.module, kind).Inc()
 		}
 		if err := j.seen.MarkSeen(ctx, j.cfg.Connection, p.module, p.id, p.modified); err != nil {
 			return st, err
+		}
+		if p.deletion {
+			if err := j.seen.MarkSeen(ctx, j.cfg.Connection, deletedSeenModule(p.module), p.id, p.modified); err != nil {
+				return st, err
+			}
 		}
 	}
 	return st, nil
@@ -406,9 +432,9 @@ func (j *Job) Run(ctx context.Context, lease *fleet.Lease) error {
 				switch {
 				case err != nil && hctx.Err() == nil:
 					j.log.Warn("reconcile: run failed; retrying next interval", "err", err, "interval", j.cfg.Interval)
-				case st.Published+st.Failures > 0:
-					j.log.Warn("reconcile: found changes no webhook delivered", "published", st.Published, "webhook_failures", st.Failures,
-						"scanned", st.Scanned, "already_seen", st.AlreadySeen)
+				case st.Published+st.Deletions+st.Failures > 0:
+					j.log.Warn("reconcile: found changes no webhook delivered", "published", st.Published, "deletions", st.Deletions,
+						"webhook_failures", st.Failures, "scanned", st.Scanned, "already_seen", st.AlreadySeen)
 				default:
 					j.log.Debug("reconcile: nothing missed", "scanned", st.Scanned, "already_seen", st.AlreadySeen)
 				}
