@@ -27,6 +27,7 @@ type BackgroundOptions struct {
 	ReconcileModules   config.StringList
 	ReconcileInterval  time.Duration
 	ReconcileWHFailure bool
+	ReconcileNoDeletes bool
 }
 
 func (o *BackgroundOptions) register(fs *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (o *BackgroundOptions) register(fs *flag.FlagSet) {
 	fs.Var(&o.ReconcileModules, "reconcile-modules", "comma-separated CRM `modules` to reconcile (find changes no notification delivered); empty = off")
 	fs.DurationVar(&o.ReconcileInterval, "reconcile-interval", reconcile.DefaultInterval, "how often reconciliation runs")
 	fs.BoolVar(&o.ReconcileWHFailure, "reconcile-webhook-failures", false, "also replay Zoho's workflow-webhook failure log")
+	fs.BoolVar(&o.ReconcileNoDeletes, "reconcile-skip-deletions", false, "do not reconcile deleted records (for a Zoho user that may not read the recycle bin)")
 }
 
 // startBackground starts the channel managers and reconciliation jobs of
@@ -80,7 +82,7 @@ func startBackground(ctx context.Context, bb *Backbone, o WorkerOptions, p *pipe
 			}
 			job, err := reconcile.NewJob(ctx, bb.JS, client.CRM, events.NewPublisher(bb.JS, bb.Stream), p.seen, reconcile.Config{
 				Connection: conn, Modules: bg.ReconcileModules, Interval: bg.ReconcileInterval,
-				WebhookFailures: bg.ReconcileWHFailure, Metrics: rcMetrics, Logger: log})
+				WebhookFailures: bg.ReconcileWHFailure, SkipDeletions: bg.ReconcileNoDeletes, Metrics: rcMetrics, Logger: log})
 			if err != nil {
 				return fmt.Errorf("reconcile %s: %w", conn, err)
 			}

@@ -17,6 +17,8 @@
 //   - crm.go:           records: Create/Update/Upsert/Delete (chunks of 100, results in input order),
 //     GetRecord, ListRecords, Records (walks pages, switches to page_token at 2,000), SearchRecords.
 //   - coql.go:          COQL and COQLAll (LIMIT/OFFSET paging up to 100,000 rows).
+//   - deleted.go:       ListDeleted / DeletedRecords (GET /{module}/deleted: type, page numbers,
+//     If-Modified-Since), DeletedRecord.
 //   - attachments.go:   AddAttachment (multipart "file"), AttachLink, ListAttachments, Download, Delete.
 //   - notifications.go: Channel, Enable/Update(PUT)/Patch/DisableEvents/DisableChannels/ListChannels.
 //   - books.go:         Books Create/Get/Update/Delete/ListRecords/Records on any entity, child collections.

@@ -12,6 +12,8 @@
 //     search by criteria; CRMInsert/CRMRecord/CRMRecords for seeding and inspection.
 //   - coql.go: POST /crm/v8/coql (§3), a recursive-descent parser and evaluator for a real COQL subset.
 //   - attachments.go: CRM attachments (§4) and the Attachment type.
+//   - deleted.go: GET /crm/v8/{module}/deleted from tombstones left by API deletions and CRMDelete (a deletion
+//     "in the UI": no notification); CRMEmptyRecycleBin makes them "permanent" at the purge time (UNCONFIRMED).
 //   - notify.go: notification channels /crm/v8/actions/watch (§5), asynchronous §5.7 callbacks, and
 //     GET /crm/v8/settings/automation/webhook_failures.
 //   - books.go: Books (§8): organizations, the generic entity rule for contacts, items, invoices, estimates,
