@@ -226,11 +226,7 @@ func TestRenewBeforeExpiryKeepsToken(t *testing.T) {
 	}
 	token := e.fake.Channels()[0].Token
 	patches := func() []zohotest.Call {
-		var out []zohotest.Call
-		for _, c := range e.fake.CallsTo(http.MethodPatch, "/crm/v8/actions/watch") {
-			out = append(out, c)
-		}
-		return out
+		return e.fake.CallsTo(http.MethodPatch, "/crm/v8/actions/watch")
 	}
 	// Five days on, 1d23h are left: beyond the 1-day margin.
 	e.clk.Advance(5 * 24 * time.Hour)

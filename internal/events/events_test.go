@@ -44,7 +44,7 @@ func TestDeriveIDDeterministic(t *testing.T) {
 	if events.DeriveID("a", "bc") == events.DeriveID("ab", "c") {
 		t.Fatal("parts must be length-prefixed")
 	}
-	if events.DeriveID("x", "y") != events.DeriveID("x", "y") {
+	if a, b := events.DeriveID("x", "y"), events.DeriveID("x", "y"); a != b {
 		t.Fatal("not deterministic")
 	}
 }

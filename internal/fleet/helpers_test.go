@@ -113,6 +113,6 @@ func (c clockedOAuth) Refresh(ctx context.Context) (*zoho.Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.Expiry = g.Expiry.Add(c.clock.Now().Sub(time.Now()))
+	g.Expiry = g.Expiry.Add(time.Until(c.clock.Now()))
 	return g, nil
 }

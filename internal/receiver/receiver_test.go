@@ -24,10 +24,9 @@ import (
 const token = "tok-3f9a1c-rotating-secret"
 
 type harness struct {
-	env  *eventstest.Env
-	url  string
-	srv  *receiver.Server
-	logs *bytes.Buffer
+	env *eventstest.Env
+	url string
+	srv *receiver.Server
 }
 
 func start(t *testing.T, env *eventstest.Env, mut ...func(*receiver.Config)) *harness {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -292,11 +293,7 @@ func (a *args) records(k string) ([]Record, bool, error) {
 	list, ok := v.([]any)
 	if !ok {
 		if ms, ok2 := v.([]map[string]any); ok2 {
-			out := make([]Record, len(ms))
-			for i := range ms {
-				out[i] = ms[i]
-			}
-			return out, true, nil
+			return slices.Clone(ms), true, nil
 		}
 		return nil, false, a.fail(k, "want a map or a list of maps, got %T", v)
 	}

@@ -450,6 +450,3 @@ func deepCopy(v any) any {
 }
 
 func copyRec(m map[string]any) map[string]any { return deepCopy(m).(map[string]any) }
-
-// decodeJSON decodes a request body into plain JSON values.
-func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
