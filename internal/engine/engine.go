@@ -85,7 +85,10 @@ func (e *Engine) RulesReloaded(set *rules.Set, err error) {
 		e.log.Error("rules.yaml is invalid; keeping the last good rules", "err", err)
 		return
 	}
-	e.log.Info("rules loaded", "file", set.File(), "version", set.Version(), "rules", len(set.Rules()))
+	e.log.Info("rules loaded", "file", set.File(), "version", set.Version(), "rules", len(set.Rules()), "warnings", len(set.Warnings()))
+	for _, w := range set.Warnings() {
+		e.log.Warn("rules warning", "problem", w.String())
+	}
 }
 
 // ToRulesEvent converts an envelope into what rules see.

@@ -54,6 +54,9 @@ type templateStr string
 type loader struct {
 	file     string
 	problems []Problem
+	// warnings do not refuse the file: steps whose exactly-once guarantee
+	// has a hole the rule's author can close.
+	warnings []Problem
 	anchors  map[string]ast.Node
 	opts     []expr.Option
 	rule     string // current rule name, for problems
@@ -70,6 +73,11 @@ func (l *loader) errAt(p pos, format string, args ...any) {
 
 func (l *loader) errf(n ast.Node, format string, args ...any) {
 	l.errAt(nodePos(n), format, args...)
+}
+
+func (l *loader) warnf(n ast.Node, format string, args ...any) {
+	p := nodePos(n)
+	l.warnings = append(l.warnings, Problem{File: l.file, Line: p.line, Col: p.col, Rule: l.rule, Message: fmt.Sprintf(format, args...)})
 }
 
 func nodePos(n ast.Node) pos {
@@ -131,6 +139,7 @@ func Parse(file string, data []byte, opts ...Option) (*Set, error) {
 		return nil, e
 	}
 	set.buildIndex()
+	set.warnings = l.warnings
 	return set, nil
 }
 
@@ -702,9 +711,11 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 	}
 	st.with = &mapValue{}
 	given := map[string]bool{}
+	lits := map[string]any{}
 	for _, w := range with {
 		given[w.key] = true
 		v, lit := l.compileValue(w.value, r, stepIDs, i, 0)
+		lits[w.key] = lit
 		st.with.keys = append(st.with.keys, w.key)
 		st.with.vals = append(st.with.vals, v)
 		if def == nil {
@@ -746,8 +757,36 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 		if st.Action == "crm.add_attachment" && !given["url"] && !given["file_name"] {
 			l.errf(n, "step %s: crm.add_attachment needs input \"file_name\" (required unless url)", st.ref())
 		}
+		l.warnInDoubt(n, st, given, lits)
 	}
 	return st
+}
+
+// booksReferenced are the Books entities with a reference_number the
+// worker can look an interrupted create up by.
+var booksReferenced = []string{"invoices", "estimates", "salesorders", "purchaseorders", "bills", "creditnotes",
+	"customerpayments", "vendorpayments", "retainerinvoices"}
+
+// warnInDoubt warns about creates the worker could not recognise after a
+// crash between Zoho's answer and the journal write, and so would send
+// again, when the rule can give it the key to find them.
+func (l *loader) warnInDoubt(n ast.Node, st *Step, given map[string]bool, lits map[string]any) {
+	switch st.Action {
+	case "crm.create_record":
+		if !given["duplicate_check_fields"] && !given["upsert"] {
+			l.warnf(n, "step %s: crm.create_record without duplicate_check_fields: a create interrupted by a crash "+
+				"(Zoho created the record, the worker died before recording it) is sent again and makes a duplicate; "+
+				"name the fields that identify the record in duplicate_check_fields and the retry becomes an upsert", st.ref())
+		}
+	case "books.create_record":
+		entity, _ := lits["entity"].(string)
+		data, literal := lits["data"].(map[string]any)
+		if literal && !given["parent_id"] && slices.Contains(booksReferenced, entity) && data["reference_number"] == nil {
+			l.warnf(n, "step %s: books.create_record of %s without data.reference_number: a create interrupted by a "+
+				"crash cannot be found again and is sent again; set reference_number (for example \"${event.id}\") "+
+				"and the worker looks it up before creating", st.ref(), entity)
+		}
+	}
 }
 
 // stripTemplates turns templateStr leaves into "" plain strings so literal

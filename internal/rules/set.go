@@ -15,7 +15,14 @@ type Set struct {
 	vars    map[string]any
 	index   map[indexKey][]*Rule
 	opts    options
+	// warnings: see Warnings.
+	warnings []Problem
 }
+
+// Warnings lists what loaded but deserves the author's attention: steps
+// whose exactly-once guarantee has a hole the rule could close (see
+// docs/rules.md, "Exactly once").
+func (s *Set) Warnings() []Problem { return s.warnings }
 
 // Rule is one rule of a Set. Its fields are read-only.
 type Rule struct {

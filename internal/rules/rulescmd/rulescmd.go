@@ -142,6 +142,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, ", version %s\n", set.Version())
 	fmt.Fprintf(stdout, "  sources: %s\n", counts(sources))
 	fmt.Fprintf(stdout, "  actions: %s\n", counts(actions))
+	for _, w := range set.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return 0
 }
 

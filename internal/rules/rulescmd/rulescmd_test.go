@@ -40,6 +40,9 @@ func TestCheck(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "warning") {
+		t.Errorf("the example rules must load without warnings:\n%s", out)
+	}
 
 	dir := t.TempDir()
 	bad := write(t, dir, "bad.yaml", `version: 1
@@ -182,5 +185,52 @@ func TestTestRawNotificationAndErrors(t *testing.T) {
 	badEv := write(t, dir, "bad.json", `{"source":"crm.notify","modul":"Deals"}`)
 	if code, _, errs := run(t, "test", "--event", badEv, rules); code != 2 || !strings.Contains(errs, `unknown field "modul"`) {
 		t.Errorf("bad event: %d %s", code, errs)
+	}
+}
+
+// Steps whose create an interrupted worker could not find again load, with
+// a warning naming the file, line, rule and the input that would close the
+// hole; steps that have it, or whose data is computed, do not warn.
+func TestCheckWarnsAboutUnresolvableCreates(t *testing.T) {
+	dir := t.TempDir()
+	f := write(t, dir, "w.yaml", `version: 1
+rules:
+  - name: creates
+    on: {source: crm.notify, modules: [Deals]}
+    steps:
+      - id: lead
+        action: crm.create_record
+        with: {module: Leads, data: {Last_Name: x}}
+      - id: lead_keyed
+        action: crm.create_record
+        with: {module: Leads, data: {Last_Name: x, Email: a@b.c}, duplicate_check_fields: [Email]}
+      - id: invoice
+        action: books.create_record
+        with: {entity: invoices, data: {customer_id: "1"}}
+      - id: invoice_ref
+        action: books.create_record
+        with: {entity: invoices, data: {customer_id: "1", reference_number: "${event.id}"}}
+      - id: contact
+        action: books.create_record
+        with: {entity: contacts, data: {contact_name: x}}
+`)
+	code, out, errs := run(t, "check", f)
+	if code != 0 || errs != "" {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	var warnings []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "warning: ") {
+			warnings = append(warnings, l)
+		}
+	}
+	if len(warnings) != 2 {
+		t.Fatalf("want 2 warnings, got:\n%s", out)
+	}
+	for i, want := range []string{f + `:6:9: rule "creates": step lead: crm.create_record without duplicate_check_fields`,
+		f + `:12:9: rule "creates": step invoice: books.create_record of invoices without data.reference_number`} {
+		if !strings.HasPrefix(warnings[i], "warning: "+want) {
+			t.Errorf("warning %d:\n%s\nwant prefix:\n%s", i, warnings[i], want)
+		}
 	}
 }
