@@ -19,7 +19,7 @@ import (
 )
 
 // SubcommandSynopsis lists the worker's operator subcommands for -h.
-const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | channels list|sync|disable | dlq list|show ID|replay ID|--all | replay -since DURATION"
+const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | channels list|sync|disable | dlq list|show ID|replay ID|--all | replay -since DURATION | status"
 
 // WorkerSubcommand runs `worker <name> args...` when name is a subcommand;
 // ok is false when it is not (the caller then parses worker flags).
@@ -35,6 +35,8 @@ func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, s
 		return dlqCommand(ctx, args, stdout, stderr, getenv), true
 	case "replay":
 		return replayCommand(ctx, args, stdout, stderr, getenv), true
+	case "status":
+		return statusCommand(ctx, args, stdout, stderr, getenv), true
 	}
 	return 0, false
 }
@@ -198,4 +200,91 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// statusCommand prints the events stream, each partition's backlog and the
+// dead-letter count: the first thing to look at when events seem late.
+func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	const synopsis = `usage: worker status [flags]
+
+Prints the events stream, each partition's backlog (pending: not yet delivered;
+ack pending: delivered, not yet done), the worker process serving it, and the
+number of dead letters.`
+	fs, o := opsFlags("status", synopsis, stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if !parseOps(fs, args, getenv, stderr) {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bb, err := OpenBackbone(ctx, *o, "zohook-status", false, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	defer bb.Close()
+	st, err := bb.JS.Stream(ctx, bb.Stream.Name)
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	backlog, err := worker.Backlog(ctx, bb.JS, bb.Stream, events.ConsumerConfig{})
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
+		return 1
+	}
+	var dead uint64
+	if d, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{}, events.NewPublisher(bb.JS, bb.Stream)); err == nil {
+		dead, _ = d.Count(ctx)
+	}
+	var pending uint64
+	var ackPending int
+	for _, b := range backlog {
+		pending += b.Pending
+		ackPending += b.AckPending
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"stream": info.Config.Name, "events": info.State.Msgs, "bytes": info.State.Bytes,
+			"first": info.State.FirstTime, "last": info.State.LastTime, "partitions": backlog,
+			"pending": pending, "ack_pending": ackPending, "dead_letters": dead})
+		return 0
+	}
+	fmt.Fprintf(stdout, "stream %s: %d events, %d bytes", info.Config.Name, info.State.Msgs, info.State.Bytes)
+	if info.State.Msgs > 0 {
+		fmt.Fprintf(stdout, ", %s … %s", info.State.FirstTime.UTC().Format(time.RFC3339), info.State.LastTime.UTC().Format(time.RFC3339))
+	}
+	if info.Cluster != nil && info.Cluster.Leader != "" && info.Config.Replicas > 1 {
+		fmt.Fprintf(stdout, ", leader %s, %d replicas", info.Cluster.Leader, info.Config.Replicas)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tCONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tSERVED BY\tLAST DELIVERY")
+	for _, b := range backlog {
+		if b.Missing {
+			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t(no consumer yet: no worker has started)\t\n", b.Partition, b.Consumer)
+			continue
+		}
+		last := "never"
+		if !b.LastDelivered.IsZero() {
+			last = b.LastDelivered.UTC().Format(time.RFC3339)
+		}
+		by := b.Pinned
+		if by == "" {
+			by = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", b.Partition, b.Consumer, b.Pending, b.AckPending, b.Redelivered, b.Waiting, by, last)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(stdout, "total: %d pending, %d ack pending; %d dead letter(s)", pending, ackPending, dead)
+	if dead > 0 {
+		fmt.Fprint(stdout, " (worker dlq list)")
+	}
+	fmt.Fprintln(stdout)
+	return 0
 }

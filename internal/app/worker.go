@@ -116,10 +116,14 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	if err != nil {
 		return err
 	}
+	ccfg := events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL}
+	if err := reg.Register(newBacklogCollector(bb.JS, bb.Stream, ccfg, p.dlq, log)); err != nil {
+		return err
+	}
 	runner, err := worker.NewRunner(worker.Config{
 		JS:                bb.JS,
 		Stream:            bb.Stream,
-		Consumer:          events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL},
+		Consumer:          ccfg,
 		Handler:           worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
 		DeadLetter:        p.dlq,
 		Observer:          p.observer,
