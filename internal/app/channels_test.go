@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zohook/zohook/internal/events/eventstest"
+	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
@@ -36,8 +37,11 @@ rules:
 		t.Fatal(err)
 	}
 	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := channelsCommand(ctx, args, &out, &errb, getenv)
+		// stderr is shared with the NATS connection's callbacks, which may
+		// still run after the command returned.
+		var out bytes.Buffer
+		errb := &testutil.SyncBuffer{}
+		code := channelsCommand(ctx, args, &out, errb, getenv)
 		return code, out.String(), errb.String()
 	}
 	if code, _, errs := run("sync", "-rules", rulesFile); code != 2 || !strings.Contains(errs, "-notify-url") {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
+	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/worker"
 )
 
@@ -38,8 +39,11 @@ func TestDLQAndReplayCommands(t *testing.T) {
 		return ""
 	}
 	runCmd := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code, ok := WorkerSubcommand(ctx, args[0], args[1:], &out, &errb, getenv)
+		// stderr is shared with the NATS connection's callbacks, which may
+		// still run after the command returned.
+		var out bytes.Buffer
+		errb := &testutil.SyncBuffer{}
+		code, ok := WorkerSubcommand(ctx, args[0], args[1:], &out, errb, getenv)
 		if !ok {
 			t.Fatalf("%v is not a subcommand", args)
 		}

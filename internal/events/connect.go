@@ -42,6 +42,9 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 		// publish during a disconnect fails fast and is retried by Publisher.
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(true),
+		// Our own Close (or Drain) is not news: no "disconnected" warning
+		// for it at every shutdown.
+		nats.NoCallbacksAfterClientClose(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "err", err)
 		}),
