@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/receiver"
+	"github.com/zohook/zohook/internal/testutil"
 )
 
 const token = "tok-3f9a1c-rotating-secret"
@@ -398,5 +400,26 @@ func TestOnStoredSeesStoredEvents(t *testing.T) {
 	case envs := <-got:
 		t.Fatalf("OnStored called for a refused request: %v", envs)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// Refused callbacks are logged (route, status, error, the fields at fault),
+// so an operator sees why Zoho's calls bounce; the token is not.
+func TestRefusedCallbacksAreLogged(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	h := start(t, nil, func(c *receiver.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	h.post(t, "/zoho/crm/notify", "application/json", notification(func(m map[string]any) { m["token"] = "nope-" + token }))
+	h.post(t, "/zoho/crm/notify", "application/json", notification(func(m map[string]any) { m["ids"] = []any{"12a"} }))
+	out := logs.String()
+	for _, want := range []string{`msg="callback refused" route=/zoho/crm/notify status=401`,
+		`status=400 error="invalid notification" fields=[ids[0]]`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, token) {
+		t.Fatalf("log contains the token:\n%s", out)
 	}
 }

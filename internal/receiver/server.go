@@ -183,6 +183,18 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	switch {
 	case errors.As(err, &re):
 		status, body = re.Status, re.Body
+		// An operator must see why Zoho's callbacks bounce. Error bodies
+		// name fields, never their values or secrets (fuzz-tested).
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		fields := make([]string, len(body.Fields))
+		for i, f := range body.Fields {
+			fields[i] = f.Field
+		}
+		s.log.Log(c.Request().Context(), level, "callback refused", "route", c.Path(), "status", status,
+			"error", body.Error, "fields", fields, "remote", c.RealIP())
 	case errors.As(err, &he):
 		status, body = he.Code, ErrorBody{Error: fmt.Sprint(he.Message)}
 	default:
