@@ -42,13 +42,13 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 		return nil, err
 	}
 	journal, err := retryOpen(ctx, log, "journal", func(ctx context.Context) (*worker.Journal, error) {
-		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge})
+		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge, Logger: log})
 	})
 	if err != nil {
 		return nil, err
 	}
 	loops, err := retryOpen(ctx, log, "loop guard", func(ctx context.Context) (*engine.LoopGuard, error) {
-		return engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas})
+		return engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas, Logger: log})
 	})
 	if err != nil {
 		return nil, err

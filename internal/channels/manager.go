@@ -127,7 +127,7 @@ func NewManager(ctx context.Context, js jetstream.JetStream, crm CRM, cfg Config
 	if cfg.Metrics == nil {
 		cfg.Metrics, _ = NewMetrics(nil)
 	}
-	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas)
+	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

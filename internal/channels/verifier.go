@@ -46,7 +46,7 @@ func NewTokenVerifier(ctx context.Context, js jetstream.JetStream, cfg VerifierC
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas)
+	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -32,6 +33,7 @@ type LoopGuardConfig struct {
 	Bucket   string        // default "zohook_writes"
 	TTL      time.Duration // how long a write is remembered; default 10m
 	Replicas int           // default 1
+	Logger   *slog.Logger  // hears of KV calls NATS needed retries for; default discard
 }
 
 type writeMark struct {
@@ -63,7 +65,7 @@ func OpenLoopGuard(ctx context.Context, js jetstream.JetStream, cfg LoopGuardCon
 		return nil, fmt.Errorf("loop guard bucket %s: %w", cfg.Bucket, err)
 	}
 	// Bounded calls: see events.BoundKV.
-	return &LoopGuard{kv: events.BoundKV(kv, events.KVOptions{})}, nil
+	return &LoopGuard{kv: events.BoundKV(kv, events.KVOptions{Logger: cfg.Logger})}, nil
 }
 
 func markKey(conn, module, id string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,10 @@ type KVOptions struct {
 	// Patience bounds all attempts of one call (the caller's context may end
 	// it sooner). Default 30s: longer than a leader election.
 	Patience time.Duration
+	// Logger hears of calls that needed a retry (the first retry, then
+	// success or giving up): the sign of a NATS node or leader in trouble.
+	// Default: discard.
+	Logger *slog.Logger
 }
 
 // Defaults for KVOptions.
@@ -39,6 +44,9 @@ func (o KVOptions) withDefaults() KVOptions {
 	}
 	if o.Patience <= 0 {
 		o.Patience = DefaultKVPatience
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -89,15 +97,25 @@ var _ jetstream.KeyValue = (*boundedKV)(nil)
 
 // retry runs call until it succeeds, fails for good, the patience is spent
 // or ctx ends.
-func retry[T any](ctx context.Context, o KVOptions, call func(context.Context) (T, error)) (T, error) {
+func retry[T any](ctx context.Context, o KVOptions, bucket, op string, call func(context.Context) (T, error)) (T, error) {
 	deadline := time.Now().Add(o.Patience)
 	wait := 50 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
 		v, err := call(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !transientKV(err) || time.Now().Add(wait).After(deadline) {
+			switch {
+			case attempt == 1:
+			case err == nil:
+				o.Logger.Info("nats kv: call succeeded after retries", "bucket", bucket, "op", op, "attempts", attempt)
+			default:
+				o.Logger.Warn("nats kv: call failed after retries", "bucket", bucket, "op", op, "attempts", attempt, "err", err)
+			}
 			return v, err
+		}
+		if attempt == 1 {
+			o.Logger.Warn("nats kv: no answer, retrying", "bucket", bucket, "op", op, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -121,32 +139,32 @@ func transientKV(err error) bool {
 }
 
 func (b *boundedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	return retry(ctx, b.o, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return b.KeyValue.Get(ctx, key) })
+	return retry(ctx, b.o, b.Bucket(), "get", func(ctx context.Context) (jetstream.KeyValueEntry, error) { return b.KeyValue.Get(ctx, key) })
 }
 
 func (b *boundedKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	return retry(ctx, b.o, func(ctx context.Context) (uint64, error) { return b.KeyValue.Put(ctx, key, value) })
+	return retry(ctx, b.o, b.Bucket(), "put", func(ctx context.Context) (uint64, error) { return b.KeyValue.Put(ctx, key, value) })
 }
 
 func (b *boundedKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	return retry(ctx, b.o, func(ctx context.Context) (uint64, error) { return b.KeyValue.Create(ctx, key, value, opts...) })
+	return retry(ctx, b.o, b.Bucket(), "create", func(ctx context.Context) (uint64, error) { return b.KeyValue.Create(ctx, key, value, opts...) })
 }
 
 func (b *boundedKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	return retry(ctx, b.o, func(ctx context.Context) (uint64, error) {
+	return retry(ctx, b.o, b.Bucket(), "update", func(ctx context.Context) (uint64, error) {
 		return b.KeyValue.Update(ctx, key, value, revision)
 	})
 }
 
 func (b *boundedKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	_, err := retry(ctx, b.o, func(ctx context.Context) (struct{}, error) {
+	_, err := retry(ctx, b.o, b.Bucket(), "delete", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, b.KeyValue.Delete(ctx, key, opts...)
 	})
 	return err
 }
 
 func (b *boundedKV) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	_, err := retry(ctx, b.o, func(ctx context.Context) (struct{}, error) {
+	_, err := retry(ctx, b.o, b.Bucket(), "purge", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, b.KeyValue.Purge(ctx, key, opts...)
 	})
 	return err

@@ -3,6 +3,8 @@ package events_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
+	"github.com/zohook/zohook/internal/testutil"
 )
 
 // silence makes the bucket's writes go unanswered, as they do when the
@@ -119,5 +122,37 @@ func TestBoundKVDoesNotRetryFinalErrors(t *testing.T) {
 	st, err := again.Status(ctx)
 	if err != nil || st.History() != 1 {
 		t.Fatalf("reopened bucket history %v (%v), want the existing 1", st, err)
+	}
+}
+
+// A call that needed retries says so in the log: the first retry, then the
+// outcome, naming the bucket and the operation.
+func TestBoundKVLogsRetries(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	logs := &testutil.SyncBuffer{}
+	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "logged"},
+		events.KVOptions{AttemptTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "quiet", []byte("v")); err != nil || logs.String() != "" {
+		t.Fatalf("a call without retries logs nothing: %v %q", err, logs.String())
+	}
+	heard, restore := silence(t, env, "logged")
+	go func() {
+		for heard.Load() < 2 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		restore()
+	}()
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{`msg="nats kv: no answer, retrying" bucket=logged op=put`, `msg="nats kv: call succeeded after retries" bucket=logged op=put`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }

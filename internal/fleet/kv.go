@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 
@@ -23,8 +24,8 @@ const (
 
 // ensureKV opens bucket cfg.Bucket, creating it when missing; see
 // events.OpenKV (an existing bucket is used as it is, calls are bounded).
-func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{})
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, log *slog.Logger) (jetstream.KeyValue, error) {
+	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}

@@ -118,7 +118,7 @@ func (l *Lease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.o.replicas,
-	})
+	}, l.o.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func NewRateLimiter(ctx context.Context, js jetstream.JetStream, name string, li
 		History:     1,
 		Storage:     o.storage,
 		Replicas:    o.replicas,
-	})
+	}, o.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -208,7 +208,7 @@ func NewTokenSource(ctx context.Context, js jetstream.JetStream, oauth Refresher
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.replicas,
-	})
+	}, o.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func NewJob(ctx context.Context, js jetstream.JetStream, crm CRM, pub Publisher,
 		cfg.Metrics, _ = NewMetrics(nil)
 	}
 	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: cfg.StateBucket, History: 1, Replicas: max(cfg.Replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook reconciliation cursors"})
+		Storage: jetstream.FileStorage, Description: "zohook reconciliation cursors"}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -47,15 +48,15 @@ func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replic
 		bucket = DefaultSeenBucket
 	}
 	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook: latest change seen per CRM record"})
+		Storage: jetstream.FileStorage, Description: "zohook: latest change seen per CRM record"}, nil)
 	if err != nil {
 		return nil, err
 	}
 	return &Seen{kv: kv, last: map[string]seenRev{}}, nil
 }
 
-func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{})
+func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, log *slog.Logger) (jetstream.KeyValue, error) {
+	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}

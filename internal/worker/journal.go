@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -39,6 +40,8 @@ type JournalConfig struct {
 	TTL time.Duration
 	// Replicas of the bucket. Default 1.
 	Replicas int
+	// Logger hears of journal calls NATS needed retries for. Default: discard.
+	Logger *slog.Logger
 }
 
 // Journal remembers which steps of which event are done, in a NATS KV
@@ -71,7 +74,7 @@ func OpenJournal(ctx context.Context, js jetstream.JetStream, cfg JournalConfig)
 		return nil, fmt.Errorf("journal bucket %s: %w", cfg.Bucket, err)
 	}
 	// Bounded calls: see events.BoundKV.
-	return &Journal{kv: events.BoundKV(kv, events.KVOptions{})}, nil
+	return &Journal{kv: events.BoundKV(kv, events.KVOptions{Logger: cfg.Logger})}, nil
 }
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
