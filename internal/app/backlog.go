@@ -32,7 +32,7 @@ type backlogCollector struct {
 	dead    uint64
 	deadOK  bool
 
-	pending, ackPending, dlqEvents *prometheus.Desc
+	pending, ackPending, oldest, dlqEvents *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*backlogCollector)(nil)
@@ -43,6 +43,8 @@ func newBacklogCollector(js jetstream.JetStream, scfg events.StreamConfig, ccfg 
 			[]string{"partition"}, nil),
 		ackPending: prometheus.NewDesc("zohook_events_ack_pending", "Events delivered and not yet acknowledged (running, waiting for a retry, or held behind an earlier event of their record), by partition.",
 			[]string{"partition"}, nil),
+		oldest: prometheus.NewDesc("zohook_events_oldest_waiting_seconds", "Age of the oldest event not yet done (pending or ack pending), by partition; 0 when there is none: how late the partition runs.",
+			[]string{"partition"}, nil),
 		dlqEvents: prometheus.NewDesc("zohook_dead_letters", "Dead letters waiting in ZOHOOK_DLQ.", nil, nil),
 	}
 }
@@ -50,6 +52,7 @@ func newBacklogCollector(js jetstream.JetStream, scfg events.StreamConfig, ccfg 
 func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.ackPending
+	ch <- c.oldest
 	ch <- c.dlqEvents
 }
 
@@ -81,6 +84,11 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		p := strconv.Itoa(b.Partition)
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(b.Pending), p)
 		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(b.AckPending), p)
+		age := 0.0
+		if !b.OldestWaiting.IsZero() {
+			age = time.Since(b.OldestWaiting).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, p)
 	}
 	if c.deadOK {
 		ch <- prometheus.MustNewConstMetric(c.dlqEvents, prometheus.GaugeValue, float64(c.dead))

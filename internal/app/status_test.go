@@ -87,7 +87,8 @@ func TestStatusCommandAndBacklogMetrics(t *testing.T) {
 			got[mf.GetName()] += m.GetGauge().GetValue()
 		}
 	}
-	if got["zohook_events_pending"] != 5 || got["zohook_events_ack_pending"] != 0 || got["zohook_dead_letters"] != 1 {
+	if got["zohook_events_pending"] != 5 || got["zohook_events_ack_pending"] != 0 || got["zohook_dead_letters"] != 1 ||
+		got["zohook_events_oldest_waiting_seconds"] <= 0 {
 		t.Fatalf("metrics %v", got)
 	}
 }

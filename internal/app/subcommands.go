@@ -264,10 +264,10 @@ number of dead letters.`
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tCONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tSERVED BY\tLAST DELIVERY")
+	fmt.Fprintln(tw, "PARTITION\tCONSUMER\tPENDING\tACK PENDING\tOLDEST WAITING\tREDELIVERED\tWAITING PULLS\tSERVED BY\tLAST DELIVERY")
 	for _, b := range backlog {
 		if b.Missing {
-			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t(no consumer yet: no worker has started)\t\n", b.Partition, b.Consumer)
+			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t-\t(no consumer yet: no worker has started)\t\n", b.Partition, b.Consumer)
 			continue
 		}
 		last := "never"
@@ -278,7 +278,11 @@ number of dead letters.`
 		if by == "" {
 			by = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", b.Partition, b.Consumer, b.Pending, b.AckPending, b.Redelivered, b.Waiting, by, last)
+		oldest := "-"
+		if !b.OldestWaiting.IsZero() {
+			oldest = time.Since(b.OldestWaiting).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n", b.Partition, b.Consumer, b.Pending, b.AckPending, oldest, b.Redelivered, b.Waiting, by, last)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(stdout, "total: %d pending, %d ack pending; %d dead letter(s)", pending, ackPending, dead)

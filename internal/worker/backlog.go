@@ -32,12 +32,20 @@ type PartitionBacklog struct {
 	Pinned string `json:"served_by,omitempty"`
 	// LastDelivered: when the consumer last handed out an event (zero: never).
 	LastDelivered time.Time `json:"last_delivered,omitzero"`
+	// OldestWaiting: when the oldest event not yet done (pending or ack
+	// pending) was stored; zero when there is none. Now minus this is how
+	// late the partition runs.
+	OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
 }
 
 // Backlog reads every partition consumer of the events stream. It only
 // reads: no consumer is created.
 func Backlog(ctx context.Context, js jetstream.JetStream, scfg events.StreamConfig, ccfg events.ConsumerConfig) ([]PartitionBacklog, error) {
 	scfg, ccfg = scfg.WithDefaults(), ccfg.WithDefaults()
+	stream, err := js.Stream(ctx, scfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("worker: stream %s: %w", scfg.Name, err)
+	}
 	out := make([]PartitionBacklog, scfg.Partitions)
 	for p := range scfg.Partitions {
 		name := ccfg.Name + "-p" + strconv.Itoa(p)
@@ -61,6 +69,17 @@ func Backlog(ctx context.Context, js jetstream.JetStream, scfg events.StreamConf
 		for _, g := range ci.PriorityGroups {
 			if g.Group == events.PriorityGroup {
 				b.Pinned = g.PinnedClientID
+			}
+		}
+		if b.Pending > 0 || b.AckPending > 0 {
+			// Everything up to the ack floor is done: the partition's first
+			// event after it is the oldest one still waiting.
+			m, err := stream.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(events.PartitionFilter(p)))
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil, fmt.Errorf("worker: oldest event of partition %d: %w", p, err)
+			}
+			if m != nil {
+				b.OldestWaiting = m.Time
 			}
 		}
 		out[p] = b

@@ -4,13 +4,20 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/worker"
 )
 
-func totals(t *testing.T, env *eventstest.Env) (pending uint64, ackPending, missing int, pinned int) {
+func totals(t *testing.T, env *eventstest.Env) (pending uint64, ackPending, missing, pinned int) {
+	pending, ackPending, missing, pinned, _ = totalsAged(t, env)
+	return
+}
+
+// totalsAged also counts the partitions reporting an oldest waiting event.
+func totalsAged(t *testing.T, env *eventstest.Env) (pending uint64, ackPending, missing, pinned, aged int) {
 	t.Helper()
 	bl, err := worker.Backlog(context.Background(), env.JS, env.Stream, events.ConsumerConfig{})
 	if err != nil {
@@ -27,6 +34,15 @@ func totals(t *testing.T, env *eventstest.Env) (pending uint64, ackPending, miss
 		}
 		if b.Pinned != "" {
 			pinned++
+		}
+		if b.Pending+uint64(b.AckPending) > 0 && b.OldestWaiting.IsZero() {
+			t.Fatalf("partition %d has %d pending, %d ack pending but no oldest waiting event", b.Partition, b.Pending, b.AckPending)
+		}
+		if !b.OldestWaiting.IsZero() {
+			if b.Pending+uint64(b.AckPending) == 0 || time.Since(b.OldestWaiting) < 0 || time.Since(b.OldestWaiting) > time.Minute {
+				t.Fatalf("partition %d: oldest waiting %s with %d pending, %d ack pending", b.Partition, b.OldestWaiting, b.Pending, b.AckPending)
+			}
+			aged++
 		}
 	}
 	return
@@ -46,8 +62,9 @@ func TestBacklogAndDeadLetterCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, env, 6, 2) // 12 events, 6 records
-	if pending, ack, missing, _ := totals(t, env); pending != 12 || ack != 0 || missing != 0 {
-		t.Fatalf("before consuming: pending %d, ack-pending %d, missing %d; want 12, 0, 0", pending, ack, missing)
+	if pending, ack, missing, _, aged := totalsAged(t, env); pending != 12 || ack != 0 || missing != 0 || aged == 0 {
+		t.Fatalf("before consuming: pending %d, ack-pending %d, missing %d, partitions with an oldest event %d; want 12, 0, 0, >0",
+			pending, ack, missing, aged)
 	}
 
 	dlq, err := worker.OpenDLQ(ctx, env.JS, worker.DLQConfig{}, events.NewPublisher(env.JS, env.Stream))
@@ -71,8 +88,8 @@ func TestBacklogAndDeadLetterCount(t *testing.T) {
 	}, rec)
 	close(release)
 	waitFor(t, "backlog drained", func() bool {
-		pending, ack, _, _ := totals(t, env)
-		return pending == 0 && ack == 0
+		pending, ack, _, _, aged := totalsAged(t, env)
+		return pending == 0 && ack == 0 && aged == 0
 	}, rec)
 	n, err := dlq.Count(ctx)
 	if err != nil || n != 1 {
