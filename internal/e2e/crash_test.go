@@ -47,9 +47,12 @@ func TestWorkerKilledMidStepCreatesExactlyOneInvoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the invoice step to start", 20*time.Second, func() bool {
+	// Kill only once the request reached Zoho: the start mark is written
+	// just before the call (rate limiter and token come in between), and a
+	// kill before the call is a different, easier case.
+	waitFor(t, "the invoice step to start and its request to reach Zoho", 20*time.Second, func() bool {
 		r, _ := journal.Get(ctx, ev.ID, "deal-won-create-invoice/invoice")
-		return r != nil && r.State == worker.StepStarted
+		return r != nil && r.State == worker.StepStarted && len(fake.CallsTo(http.MethodPost, "/books/v3/invoices")) == 1
 	}, w1)
 	w1.kill()
 
