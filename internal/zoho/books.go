@@ -194,35 +194,49 @@ func (s *BooksService) ListRecords(ctx context.Context, entity string, o *BooksL
 
 // Records walks all pages of /{entity} while page_context.has_more_page.
 func (s *BooksService) Records(ctx context.Context, entity string, o *BooksListOptions) iter.Seq2[map[string]any, error] {
-	return func(yield func(map[string]any, error) bool) {
-		var lo BooksListOptions
-		if o != nil {
-			lo = *o
+	var lo BooksListOptions
+	if o != nil {
+		lo = *o
+	}
+	if lo.PerPage <= 0 {
+		lo.PerPage = 200
+	}
+	key := pluralKey(entity)
+	return numberedPages(max(lo.Page, 1), func(page int) ([]map[string]any, bool, error) {
+		lo.Page = page
+		out, resp, err := s.ListRecords(ctx, entity, &lo)
+		if err != nil {
+			return nil, false, err
 		}
-		if lo.Page <= 0 {
-			lo.Page = 1
+		raw, _ := out[key].([]any)
+		items := make([]map[string]any, len(raw))
+		for i, it := range raw {
+			items[i], _ = it.(map[string]any)
 		}
-		if lo.PerPage <= 0 {
-			lo.PerPage = 200
-		}
-		key := pluralKey(entity)
-		for {
-			out, resp, err := s.ListRecords(ctx, entity, &lo)
+		return items, resp.PageContext != nil && resp.PageContext.HasMorePage, nil
+	})
+}
+
+// numberedPages yields the items of page first, first+1, … while fetch
+// says more follow (and a page is not empty: a list that claims more but
+// returns nothing would loop forever).
+func numberedPages[T any](first int, fetch func(page int) (items []T, more bool, err error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for page := first; ; page++ {
+			items, more, err := fetch(page)
 			if err != nil {
-				yield(nil, err)
+				var zero T
+				yield(zero, err)
 				return
 			}
-			items, _ := out[key].([]any)
 			for _, it := range items {
-				m, _ := it.(map[string]any)
-				if !yield(m, nil) {
+				if !yield(it, nil) {
 					return
 				}
 			}
-			if resp.PageContext == nil || !resp.PageContext.HasMorePage || len(items) == 0 {
+			if !more || len(items) == 0 {
 				return
 			}
-			lo.Page++
 		}
 	}
 }

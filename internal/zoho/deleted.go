@@ -159,32 +159,19 @@ func (s *CRMService) ListDeleted(ctx context.Context, module string, opts *Delet
 // this list (no page_token in the v8 OAS). Zoho does not document an order:
 // callers must not assume one. Stop early by breaking out of the loop.
 func (s *CRMService) DeletedRecords(ctx context.Context, module string, opts *DeletedListOptions) iter.Seq2[DeletedRecord, error] {
-	return func(yield func(DeletedRecord, error) bool) {
-		o := DeletedListOptions{}
-		if opts != nil {
-			o = *opts
-		}
-		if o.PerPage <= 0 {
-			o.PerPage = 200
-		}
-		if o.Page <= 0 {
-			o.Page = 1
-		}
-		for {
-			recs, resp, err := s.ListDeleted(ctx, module, &o)
-			if err != nil {
-				yield(DeletedRecord{}, err)
-				return
-			}
-			for _, r := range recs {
-				if !yield(r, nil) {
-					return
-				}
-			}
-			if resp.Info == nil || !resp.Info.MoreRecords || len(recs) == 0 {
-				return
-			}
-			o.Page++
-		}
+	o := DeletedListOptions{}
+	if opts != nil {
+		o = *opts
 	}
+	if o.PerPage <= 0 {
+		o.PerPage = 200
+	}
+	return numberedPages(max(o.Page, 1), func(page int) ([]DeletedRecord, bool, error) {
+		o.Page = page
+		recs, resp, err := s.ListDeleted(ctx, module, &o)
+		if err != nil {
+			return nil, false, err
+		}
+		return recs, resp.Info != nil && resp.Info.MoreRecords, nil
+	})
 }
