@@ -10,4 +10,8 @@
 //   - middleware.go: Recover, Timeout, Log (their order is tested).
 //   - runner.go:     Runner: pinned partition consumers, per-record lanes.
 //   - lanes.go:      the per-record ordering state machine.
+//   - journal.go:    the step journal (KV zohook_journal): what was done for an event.
+//   - dlq.go:        the dead-letter stream ZOHOOK_DLQ: store, list, replay, count.
+//   - replay.go:     republishing history from the events stream.
+//   - backlog.go:    per-partition backlog read from the consumers (worker status, metrics).
 package worker
