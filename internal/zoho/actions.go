@@ -423,11 +423,7 @@ func actCRMCreate(ctx context.Context, c *Client, a *args) (map[string]any, erro
 }
 
 func actCRMGet(ctx context.Context, c *Client, a *args) (map[string]any, error) {
-	module, err := a.reqStr("module")
-	if err != nil {
-		return nil, err
-	}
-	id, err := a.reqStr("id")
+	module, id, err := a.record()
 	if err != nil {
 		return nil, err
 	}
@@ -608,11 +604,7 @@ func actCRMRemove(ctx context.Context, c *Client, a *args) (map[string]any, erro
 }
 
 func actCRMAttach(ctx context.Context, c *Client, a *args) (map[string]any, error) {
-	module, err := a.reqStr("module")
-	if err != nil {
-		return nil, err
-	}
-	id, err := a.reqStr("id")
+	module, id, err := a.record()
 	if err != nil {
 		return nil, err
 	}
@@ -664,11 +656,7 @@ func actCRMAttach(ctx context.Context, c *Client, a *args) (map[string]any, erro
 
 // actCRMAttachments lists one page of a record's attachments (and links).
 func actCRMAttachments(ctx context.Context, c *Client, a *args) (map[string]any, error) {
-	module, err := a.reqStr("module")
-	if err != nil {
-		return nil, err
-	}
-	id, err := a.reqStr("id")
+	module, id, err := a.record()
 	if err != nil {
 		return nil, err
 	}
@@ -690,6 +678,17 @@ func actCRMAttachments(ctx context.Context, c *Client, a *args) (map[string]any,
 		return nil, err
 	}
 	return map[string]any{"data": recordsToAny(rows), "info": infoMap(resp.Info)}, nil
+}
+
+// record reads the required module and id of actions on one CRM record.
+func (a *args) record() (module, id string, err error) {
+	if module, err = a.reqStr("module"); err != nil {
+		return "", "", err
+	}
+	if id, err = a.reqStr("id"); err != nil {
+		return "", "", err
+	}
+	return module, id, nil
 }
 
 func (a *args) base64(k string) ([]byte, error) {
