@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,8 +171,13 @@ func (l *Lease) acquireLocked(ctx context.Context) (bool, error) {
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		sent := time.Now()
 		l.since = sent
-		rev, err := kv.Create(ctx, l.name, l.value(sent))
+		val := l.value(sent)
+		rev, err := kv.Create(ctx, l.name, val)
 		if isConflict(err) {
+			if rev, ok := l.ownWrite(ctx, kv, val); ok {
+				l.rev, l.sentAt, l.seenRev = rev, sent, 0
+				return true, nil
+			}
 			return false, nil // another process won the race
 		}
 		if err != nil {
@@ -194,9 +200,14 @@ func (l *Lease) acquireLocked(ctx context.Context) (bool, error) {
 	_ = json.Unmarshal(e.Value(), &prev)
 	sent := time.Now()
 	l.since = sent
-	rev, err := kv.Update(ctx, l.name, l.value(sent), e.Revision())
+	val := l.value(sent)
+	rev, err := kv.Update(ctx, l.name, val, e.Revision())
 	if isConflict(err) {
-		return false, nil
+		var ok bool
+		if rev, ok = l.ownWrite(ctx, kv, val); !ok {
+			return false, nil
+		}
+		err = nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("fleet: lease %s: take over: %w", l.name, err)
@@ -215,7 +226,14 @@ func (l *Lease) renewLocked(ctx context.Context, kv jetstream.KeyValue) (bool, e
 		return false, nil
 	}
 	sent := time.Now()
-	rev, err := kv.Update(ctx, l.name, l.value(sent), l.rev)
+	val := l.value(sent)
+	rev, err := kv.Update(ctx, l.name, val, l.rev)
+	if isConflict(err) {
+		var ok bool
+		if rev, ok = l.ownWrite(ctx, kv, val); ok {
+			err = nil
+		}
+	}
 	if isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
 		l.rev = 0
 		return false, nil
@@ -225,6 +243,21 @@ func (l *Lease) renewLocked(ctx context.Context, kv jetstream.KeyValue) (bool, e
 	}
 	l.rev, l.sentAt = rev, sent
 	return true, nil
+}
+
+// ownWrite tells a conflict caused by our own write apart from a lost race.
+// The KV retries a write that got no answer; if the first attempt landed,
+// the retry conflicts with it. The key then holds exactly the bytes we sent
+// (holder and nanosecond timestamps make them unique to this write), so its
+// revision is ours. Ownership still counts from when that write was sent,
+// and anyone timing the revision saw it after that: the protocol holds.
+func (l *Lease) ownWrite(ctx context.Context, kv jetstream.KeyValue, val []byte) (uint64, bool) {
+	e, err := kv.Get(ctx, l.name)
+	if err != nil || !bytes.Equal(e.Value(), val) {
+		return 0, false
+	}
+	l.o.logger.Info("fleet: lease write landed although its answer was lost", "lease", l.name, "holder", l.holder)
+	return e.Revision(), true
 }
 
 // Release gives the lease up if this process holds it. It is conditioned on
