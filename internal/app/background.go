@@ -62,11 +62,12 @@ func startBackground(ctx context.Context, bb *Backbone, o WorkerOptions, p *pipe
 				}
 			}
 			m, err := channels.NewManager(ctx, bb.JS, client.CRM, channels.Config{Connection: conn, NotifyURL: bg.NotifyURL,
-				Interval: bg.ChannelInterval, Replicas: bb.Stream.Replicas, Metrics: chMetrics, Logger: log})
+				Interval: bg.ChannelInterval, Replicas: bb.Stream.Replicas, Metrics: chMetrics, Logger: log, KV: p.kv})
 			if err != nil {
 				return fmt.Errorf("channels %s: %w", conn, err)
 			}
-			lease, err := fleet.NewLease(bb.JS, "channels-"+events.Token(conn), fleet.DefaultHolderID(), 30*time.Second)
+			lease, err := fleet.NewLease(bb.JS, "channels-"+events.Token(conn), fleet.DefaultHolderID(), 30*time.Second,
+				fleet.WithLeaseLogger(log), fleet.WithLeaseKV(p.kv))
 			if err != nil {
 				return err
 			}
@@ -82,11 +83,12 @@ func startBackground(ctx context.Context, bb *Backbone, o WorkerOptions, p *pipe
 			}
 			job, err := reconcile.NewJob(ctx, bb.JS, client.CRM, events.NewPublisher(bb.JS, bb.Stream), p.seen, reconcile.Config{
 				Connection: conn, Modules: bg.ReconcileModules, Interval: bg.ReconcileInterval,
-				WebhookFailures: bg.ReconcileWHFailure, SkipDeletions: bg.ReconcileNoDeletes, Metrics: rcMetrics, Logger: log})
+				WebhookFailures: bg.ReconcileWHFailure, SkipDeletions: bg.ReconcileNoDeletes, Metrics: rcMetrics, Logger: log, KV: p.kv})
 			if err != nil {
 				return fmt.Errorf("reconcile %s: %w", conn, err)
 			}
-			lease, err := fleet.NewLease(bb.JS, "reconcile-"+events.Token(conn), fleet.DefaultHolderID(), 30*time.Second)
+			lease, err := fleet.NewLease(bb.JS, "reconcile-"+events.Token(conn), fleet.DefaultHolderID(), 30*time.Second,
+				fleet.WithLeaseLogger(log), fleet.WithLeaseKV(p.kv))
 			if err != nil {
 				return err
 			}

@@ -28,6 +28,7 @@ type pipeline struct {
 	watcher  *rules.Watcher
 	actors   engine.StaticActors
 	seen     *reconcile.Seen
+	kv       events.KVOptions // for the background jobs' buckets
 }
 
 // buildPipeline loads the rules (refusing to start on a broken file),
@@ -37,18 +38,22 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	actors, err := zohoActors(o, log, &fleetDeps{ctx: ctx, js: bb.JS, replicas: bb.Stream.Replicas, reg: reg, tokenRetry: o.TokenRetry})
+	kvo, err := kvOptions(reg, log)
+	if err != nil {
+		return nil, err
+	}
+	actors, err := zohoActors(o, log, &fleetDeps{ctx: ctx, js: bb.JS, replicas: bb.Stream.Replicas, reg: reg, kv: kvo, tokenRetry: o.TokenRetry})
 	if err != nil {
 		return nil, err
 	}
 	journal, err := retryOpen(ctx, log, "journal", func(ctx context.Context) (*worker.Journal, error) {
-		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge, Logger: log})
+		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge, KV: kvo})
 	})
 	if err != nil {
 		return nil, err
 	}
 	loops, err := retryOpen(ctx, log, "loop guard", func(ctx context.Context) (*engine.LoopGuard, error) {
-		return engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas, Logger: log})
+		return engine.OpenLoopGuard(ctx, bb.JS, engine.LoopGuardConfig{Replicas: bb.Stream.Replicas, KV: kvo})
 	})
 	if err != nil {
 		return nil, err
@@ -60,12 +65,12 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 		return nil, err
 	}
 	seen, err := retryOpen(ctx, log, "seen store", func(ctx context.Context) (*reconcile.Seen, error) {
-		return reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+		return reconcile.OpenSeen(ctx, bb.JS, reconcile.SeenConfig{Replicas: bb.Stream.Replicas, KV: kvo})
 	})
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{dlq: dlq, actors: actors, seen: seen}
+	p := &pipeline{dlq: dlq, actors: actors, seen: seen, kv: kvo}
 	var eng *engine.Engine
 	p.watcher = rules.NewWatcher(o.Rules, set, rules.WithLogger(log),
 		rules.OnReload(func(s *rules.Set, err error) { eng.RulesReloaded(s, err) }))
@@ -88,6 +93,7 @@ type fleetDeps struct {
 	// tokenRetry: the fleet's wait after a refused token refresh (0 = fleet default).
 	tokenRetry time.Duration
 	reg        prometheus.Registerer
+	kv         events.KVOptions // every bucket's bounds, logger and retry metric
 	waits      *prometheus.HistogramVec
 }
 
@@ -167,7 +173,7 @@ func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, cr
 	if fd == nil {
 		return nil, nil // preflight: the values are valid, nothing to share yet
 	}
-	topts := []fleet.TokenOption{fleet.WithConnection(conn), fleet.WithTokenReplicas(fd.replicas), fleet.WithTokenLogger(log)}
+	topts := []fleet.TokenOption{fleet.WithConnection(conn), fleet.WithTokenReplicas(fd.replicas), fleet.WithTokenLogger(log), fleet.WithTokenKV(fd.kv)}
 	if fd.tokenRetry > 0 {
 		topts = append(topts, fleet.WithFailureBackoff(fd.tokenRetry))
 	}
@@ -176,13 +182,13 @@ func (fd *fleetDeps) clientOptions(conn string, cfg zoho.Config, r connRates, cr
 		return nil, err
 	}
 	key := events.Token(conn)
-	crm, err := fleet.NewRateLimiter(fd.ctx, fd.js, "crm-"+key, crmLimit, crmPer, fleet.WithBurst(crmBurst), fleet.WithRateLogger(log))
+	crm, err := fleet.NewRateLimiter(fd.ctx, fd.js, "crm-"+key, crmLimit, crmPer, fleet.WithBurst(crmBurst), fleet.WithRateLogger(log), fleet.WithRateKV(fd.kv))
 	if err != nil {
 		return nil, err
 	}
 	// A token bucket lets burst + rate×period through in one period: that
 	// sum, not the rate alone, must stay within Zoho's window limit.
-	books, err := fleet.NewRateLimiter(fd.ctx, fd.js, "books-"+key, booksLimit, booksPer, fleet.WithBurst(booksBurst), fleet.WithRateLogger(log))
+	books, err := fleet.NewRateLimiter(fd.ctx, fd.js, "books-"+key, booksLimit, booksPer, fleet.WithBurst(booksBurst), fleet.WithRateLogger(log), fleet.WithRateKV(fd.kv))
 	if err != nil {
 		return nil, err
 	}

@@ -93,16 +93,21 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	}
 	defer bb.Close()
 
+	reg := prometheus.NewRegistry()
+	kvo, err := kvOptions(reg, log)
+	if err != nil {
+		return err
+	}
 	// Channel tokens the worker's channel manager stored in NATS KV, then the
 	// statically configured ones.
-	kvTokens, err := channels.NewTokenVerifier(ctx, bb.JS, channels.VerifierConfig{Replicas: bb.Stream.Replicas, Logger: log})
+	kvTokens, err := channels.NewTokenVerifier(ctx, bb.JS, channels.VerifierConfig{Replicas: bb.Stream.Replicas, Logger: log, KV: kvo})
 	if err != nil {
 		return err
 	}
 	defer kvTokens.Close()
 	// Mark each notified change as received at once, so a reconciliation
 	// run never republishes a change that is only waiting in the stream.
-	seen, err := reconcile.OpenSeen(ctx, bb.JS, "", bb.Stream.Replicas)
+	seen, err := reconcile.OpenSeen(ctx, bb.JS, reconcile.SeenConfig{Replicas: bb.Stream.Replicas, KV: kvo})
 	if err != nil {
 		return err
 	}
@@ -117,7 +122,6 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 			}
 		}
 	}
-	reg := prometheus.NewRegistry()
 	srv, err := receiver.New(receiver.Config{
 		OnStored:         markSeen,
 		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),

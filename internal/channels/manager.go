@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/fleet"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -72,6 +73,9 @@ type Config struct {
 	// Logger (default slog.Default()); Metrics (default: unregistered).
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// KV bounds and reports the bucket's calls (events.BoundKV); its Logger
+	// defaults to Logger.
+	KV events.KVOptions
 }
 
 // Manager keeps the channels of one connection in line with what the rules need.
@@ -127,7 +131,7 @@ func NewManager(ctx context.Context, js jetstream.JetStream, crm CRM, cfg Config
 	if cfg.Metrics == nil {
 		cfg.Metrics, _ = NewMetrics(nil)
 	}
-	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.Logger)
+	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.KV.LoggingTo(cfg.Logger))
 	if err != nil {
 		return nil, err
 	}

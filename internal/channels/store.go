@@ -42,9 +42,9 @@ func (e Entry) LogValue() slog.Value {
 		slog.String("module", e.Module))
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, log *slog.Logger) (jetstream.KeyValue, error) {
+func openBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, o events.KVOptions) (jetstream.KeyValue, error) {
 	kv, err := events.OpenKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"}, events.KVOptions{Logger: log})
+		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"}, o)
 	if err != nil {
 		return nil, fmt.Errorf("channels: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zohook/zohook/internal/events"
 )
 
 // TokenVerifier checks CRM notification tokens against the channels bucket.
@@ -35,6 +36,7 @@ type VerifierConfig struct {
 	Bucket   string // default DefaultBucket
 	Replicas int    // used if the bucket must be created (default 1)
 	Logger   *slog.Logger
+	KV       events.KVOptions // bounds and reports KV calls; its Logger defaults to Logger
 }
 
 // NewTokenVerifier opens (or creates) the bucket, loads every entry and keeps
@@ -46,7 +48,7 @@ func NewTokenVerifier(ctx context.Context, js jetstream.JetStream, cfg VerifierC
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.Logger)
+	kv, err := openBucket(ctx, js, cfg.Bucket, cfg.Replicas, cfg.KV.LoggingTo(cfg.Logger))
 	if err != nil {
 		return nil, err
 	}

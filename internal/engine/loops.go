@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -30,10 +29,10 @@ type LoopGuard struct {
 
 // LoopGuardConfig configures the guard. Zero fields take defaults.
 type LoopGuardConfig struct {
-	Bucket   string        // default "zohook_writes"
-	TTL      time.Duration // how long a write is remembered; default 10m
-	Replicas int           // default 1
-	Logger   *slog.Logger  // hears of KV calls NATS needed retries for; default discard
+	Bucket   string           // default "zohook_writes"
+	TTL      time.Duration    // how long a write is remembered; default 10m
+	Replicas int              // default 1
+	KV       events.KVOptions // bounds and reports KV calls (events.BoundKV); default its defaults
 }
 
 type writeMark struct {
@@ -65,7 +64,7 @@ func OpenLoopGuard(ctx context.Context, js jetstream.JetStream, cfg LoopGuardCon
 		return nil, fmt.Errorf("loop guard bucket %s: %w", cfg.Bucket, err)
 	}
 	// Bounded calls: see events.BoundKV.
-	return &LoopGuard{kv: events.BoundKV(kv, events.KVOptions{Logger: cfg.Logger})}, nil
+	return &LoopGuard{kv: events.BoundKV(kv, cfg.KV)}, nil
 }
 
 func markKey(conn, module, id string) string {

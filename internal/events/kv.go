@@ -30,6 +30,19 @@ type KVOptions struct {
 	// success or giving up): the sign of a NATS node or leader in trouble.
 	// Default: discard.
 	Logger *slog.Logger
+	// Retried, if set, is told of every call that needed more than one
+	// attempt, once it ends: err is nil when a retry succeeded. It feeds a
+	// metric (a log line alone is easy to miss). It must not block.
+	Retried func(bucket, op string, attempts int, err error)
+}
+
+// LoggingTo returns o with Logger set to l if o has none: a component
+// passes its own logger while keeping the caller's other settings.
+func (o KVOptions) LoggingTo(l *slog.Logger) KVOptions {
+	if o.Logger == nil {
+		o.Logger = l
+	}
+	return o
 }
 
 // Defaults for KVOptions.
@@ -112,6 +125,9 @@ func retry[T any](ctx context.Context, o KVOptions, bucket, op string, call func
 			default:
 				o.Logger.Warn("nats kv: call failed after retries", "bucket", bucket, "op", op, "attempts", attempt, "err", err)
 			}
+			if attempt > 1 && o.Retried != nil {
+				o.Retried(bucket, op, attempt, err)
+			}
 			return v, err
 		}
 		if attempt == 1 {
@@ -119,6 +135,10 @@ func retry[T any](ctx context.Context, o KVOptions, bucket, op string, call func
 		}
 		select {
 		case <-ctx.Done():
+			o.Logger.Warn("nats kv: call abandoned, the caller's context ended", "bucket", bucket, "op", op, "attempts", attempt, "err", err)
+			if o.Retried != nil {
+				o.Retried(bucket, op, attempt, err)
+			}
 			return v, err
 		case <-time.After(wait):
 		}

@@ -3,8 +3,11 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,8 +134,15 @@ func TestBoundKVLogsRetries(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
 	logs := &testutil.SyncBuffer{}
+	var mu sync.Mutex
+	var retried []string
 	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "logged"},
-		events.KVOptions{AttemptTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		events.KVOptions{AttemptTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			Retried: func(bucket, op string, attempts int, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				retried = append(retried, fmt.Sprintf("%s %s %v %v", bucket, op, attempts > 1, err))
+			}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +164,10 @@ func TestBoundKVLogsRetries(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"logged put true <nil>"}; !slices.Equal(retried, want) {
+		t.Errorf("Retried heard %q, want %q (once, for the retried call only)", retried, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 
@@ -24,8 +23,8 @@ const (
 
 // ensureKV opens bucket cfg.Bucket, creating it when missing; see
 // events.OpenKV (an existing bucket is used as it is, calls are bounded).
-func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, log *slog.Logger) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{Logger: log})
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o events.KVOptions) (jetstream.KeyValue, error) {
+	kv, err := events.OpenKV(ctx, js, cfg, o)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}

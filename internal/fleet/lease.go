@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zohook/zohook/internal/events"
 )
 
 // ErrLeaseLost is returned by Hold (and is the cause of the context given to
@@ -25,6 +26,7 @@ type leaseOptions struct {
 	replicas int
 	logger   *slog.Logger
 	timeout  time.Duration
+	kv       events.KVOptions
 }
 
 // WithLeaseBucket sets the KV bucket (default "zohook_leases").
@@ -35,6 +37,10 @@ func WithLeaseReplicas(n int) LeaseOption { return func(o *leaseOptions) { o.rep
 
 // WithLeaseLogger sets the logger (default slog.Default()).
 func WithLeaseLogger(l *slog.Logger) LeaseOption { return func(o *leaseOptions) { o.logger = l } }
+
+// WithLeaseKV sets how the bucket's calls are bounded and reported
+// (events.KVOptions; its Logger defaults to the lease's logger).
+func WithLeaseKV(kv events.KVOptions) LeaseOption { return func(o *leaseOptions) { o.kv = kv } }
 
 // WithLeaseReleaseTimeout bounds the release done by Hold after fn returns
 // (default 5 s); it runs detached from the caller's context so that a
@@ -119,7 +125,7 @@ func (l *Lease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.o.replicas,
-	}, l.o.logger)
+	}, l.o.kv.LoggingTo(l.o.logger))
 	if err != nil {
 		return nil, err
 	}

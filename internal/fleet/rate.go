@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/zoho"
 )
 
@@ -29,6 +30,7 @@ type rateOptions struct {
 	storage  jetstream.StorageType
 	burst    int
 	logger   *slog.Logger
+	kv       events.KVOptions
 }
 
 // WithBurst sets the bucket capacity (default: limit when per ≤ 1 min,
@@ -48,6 +50,10 @@ func WithRateStorage(s jetstream.StorageType) RateOption {
 
 // WithRateLogger sets the logger (default slog.Default()).
 func WithRateLogger(l *slog.Logger) RateOption { return func(o *rateOptions) { o.logger = l } }
+
+// WithRateKV sets how the bucket's calls are bounded and reported
+// (events.KVOptions; its Logger defaults to the limiter's logger).
+func WithRateKV(kv events.KVOptions) RateOption { return func(o *rateOptions) { o.kv = kv } }
 
 // rateState is the JSON stored under the limiter's key.
 type rateState struct {
@@ -124,7 +130,7 @@ func NewRateLimiter(ctx context.Context, js jetstream.JetStream, name string, li
 		History:     1,
 		Storage:     o.storage,
 		Replicas:    o.replicas,
-	}, o.logger)
+	}, o.kv.LoggingTo(o.logger))
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/zoho"
 )
 
@@ -67,6 +68,7 @@ type tokenOptions struct {
 	holder         string
 	now            func() time.Time
 	logger         *slog.Logger
+	kv             events.KVOptions
 }
 
 // WithTokenBucket sets the KV bucket (default "zohook_tokens").
@@ -106,6 +108,10 @@ func WithHolderID(id string) TokenOption { return func(o *tokenOptions) { o.hold
 // WithClock sets the clock for expiry decisions (default time.Now). It must
 // be the clock the Refresher used to compute Grant.Expiry.
 func WithClock(now func() time.Time) TokenOption { return func(o *tokenOptions) { o.now = now } }
+
+// WithTokenKV sets how the bucket's calls are bounded and reported
+// (events.KVOptions; its Logger defaults to the source's logger).
+func WithTokenKV(kv events.KVOptions) TokenOption { return func(o *tokenOptions) { o.kv = kv } }
 
 // WithTokenLogger sets the logger (default slog.Default()). Tokens are never logged.
 func WithTokenLogger(l *slog.Logger) TokenOption { return func(o *tokenOptions) { o.logger = l } }
@@ -208,12 +214,12 @@ func NewTokenSource(ctx context.Context, js jetstream.JetStream, oauth Refresher
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.replicas,
-	}, o.logger)
+	}, o.kv.LoggingTo(o.logger))
 	if err != nil {
 		return nil, err
 	}
 	lock, err := NewLease(js, o.conn+".lock", o.holder, o.lockTTL,
-		WithLeaseBucket(o.bucket), WithLeaseReplicas(o.replicas), WithLeaseLogger(o.logger))
+		WithLeaseBucket(o.bucket), WithLeaseReplicas(o.replicas), WithLeaseLogger(o.logger), WithLeaseKV(o.kv))
 	if err != nil {
 		return nil, err
 	}

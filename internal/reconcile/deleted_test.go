@@ -144,7 +144,7 @@ func TestDeletionsSameIDsAcrossJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen2, err := OpenSeen(ctx, e.js.JS, "other_seen", 1)
+	seen2, err := OpenSeen(ctx, e.js.JS, SeenConfig{Bucket: "other_seen"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,9 @@ type Config struct {
 	// Registerer exports the job's metrics (nil = none). Use one Registerer
 	// per Job or share Metrics via NewMetrics.
 	Metrics *Metrics
+	// KV bounds and reports the cursor bucket's calls (events.BoundKV); its
+	// Logger defaults to Logger.
+	KV events.KVOptions
 }
 
 // Metrics of the reconciliation jobs of a process.
@@ -160,7 +163,7 @@ func NewJob(ctx context.Context, js jetstream.JetStream, crm CRM, pub Publisher,
 		cfg.Metrics, _ = NewMetrics(nil)
 	}
 	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: cfg.StateBucket, History: 1, Replicas: max(cfg.Replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook reconciliation cursors"}, cfg.Logger)
+		Storage: jetstream.FileStorage, Description: "zohook reconciliation cursors"}, cfg.KV.LoggingTo(cfg.Logger))
 	if err != nil {
 		return nil, err
 	}

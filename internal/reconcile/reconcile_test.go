@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	js := eventstest.Start(t)
-	seen, err := OpenSeen(context.Background(), js.JS, "", 1)
+	seen, err := OpenSeen(context.Background(), js.JS, SeenConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestSameChangeFromTwoJobsIsStoredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen2, err := OpenSeen(ctx, e.js.JS, "other_seen", 1)
+	seen2, err := OpenSeen(ctx, e.js.JS, SeenConfig{Bucket: "other_seen"})
 	if err != nil {
 		t.Fatal(err)
 	}

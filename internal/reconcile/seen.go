@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -42,21 +41,28 @@ type seenRev struct {
 // cache is only a shortcut).
 const seenCacheSize = 100_000
 
-// OpenSeen opens (or creates) the seen bucket ("" = DefaultSeenBucket).
-func OpenSeen(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Seen, error) {
-	if bucket == "" {
-		bucket = DefaultSeenBucket
+// SeenConfig configures OpenSeen. Zero fields take defaults.
+type SeenConfig struct {
+	Bucket   string           // default DefaultSeenBucket
+	Replicas int              // used if the bucket must be created; default 1
+	KV       events.KVOptions // bounds and reports KV calls (events.BoundKV)
+}
+
+// OpenSeen opens (or creates) the seen bucket.
+func OpenSeen(ctx context.Context, js jetstream.JetStream, cfg SeenConfig) (*Seen, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = DefaultSeenBucket
 	}
-	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook: latest change seen per CRM record"}, nil)
+	kv, err := openKV(ctx, js, jetstream.KeyValueConfig{Bucket: cfg.Bucket, History: 1, Replicas: max(cfg.Replicas, 1),
+		Storage: jetstream.FileStorage, Description: "zohook: latest change seen per CRM record"}, cfg.KV)
 	if err != nil {
 		return nil, err
 	}
 	return &Seen{kv: kv, last: map[string]seenRev{}}, nil
 }
 
-func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, log *slog.Logger) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, cfg, events.KVOptions{Logger: log})
+func openKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o events.KVOptions) (jetstream.KeyValue, error) {
+	kv, err := events.OpenKV(ctx, js, cfg, o)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}

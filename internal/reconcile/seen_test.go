@@ -14,11 +14,11 @@ import (
 func TestMarkSeenOnlyMovesForwardAcrossProcesses(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
-	a, err := OpenSeen(ctx, env.JS, "", 1)
+	a, err := OpenSeen(ctx, env.JS, SeenConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := OpenSeen(ctx, env.JS, "", 1)
+	b, err := OpenSeen(ctx, env.JS, SeenConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

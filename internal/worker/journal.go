@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"time"
 
@@ -40,8 +39,9 @@ type JournalConfig struct {
 	TTL time.Duration
 	// Replicas of the bucket. Default 1.
 	Replicas int
-	// Logger hears of journal calls NATS needed retries for. Default: discard.
-	Logger *slog.Logger
+	// KV bounds and reports the journal's calls (events.KVOptions: logger and
+	// retry hook for calls NATS needed retries for). Default: its defaults.
+	KV events.KVOptions
 }
 
 // Journal remembers which steps of which event are done, in a NATS KV
@@ -74,7 +74,7 @@ func OpenJournal(ctx context.Context, js jetstream.JetStream, cfg JournalConfig)
 		return nil, fmt.Errorf("journal bucket %s: %w", cfg.Bucket, err)
 	}
 	// Bounded calls: see events.BoundKV.
-	return &Journal{kv: events.BoundKV(kv, events.KVOptions{Logger: cfg.Logger})}, nil
+	return &Journal{kv: events.BoundKV(kv, cfg.KV)}, nil
 }
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
