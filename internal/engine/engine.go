@@ -163,7 +163,8 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 func toFailure(rule string, err error) *worker.Failure {
 	var se *rules.StepError
 	if errors.As(err, &se) {
-		return &worker.Failure{Rule: se.Rule, Step: se.Step, Action: se.Action, Err: err}
+		// se.Err, not err: Failure names the rule, step and action itself.
+		return &worker.Failure{Rule: se.Rule, Step: se.Step, Action: se.Action, Err: se.Err}
 	}
 	return &worker.Failure{Rule: rule, Err: err}
 }

@@ -173,6 +173,8 @@ func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[str
 	switch action {
 	case "crm.add_attachment":
 		return x.findAttachment(ctx, in, started)
+	case "crm.remove_record", "books.remove_record":
+		return x.findRemoved(ctx, action, in)
 	case "books.create_record":
 	default:
 		return nil, false, nil
@@ -197,6 +199,59 @@ func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[str
 		return nil, false, nil
 	}
 	return map[string]any{"code": 0, "message": "found by reference_number after an interrupted create", booksSingular(entity): list[0]}, true, nil
+}
+
+// findRemoved checks whether an interrupted delete already happened. Zoho
+// refuses to delete a record that is gone (CRM: INVALID_DATA "record not
+// deleted"; Books: not found), so sending it again would dead-letter an
+// event whose delete succeeded. Every record gone: the step is done,
+// whoever deleted them. Any still there: the delete is sent again (for
+// all of them: Zoho answers per record, and the step fails if one fails).
+func (x *executor) findRemoved(ctx context.Context, action string, in map[string]any) (map[string]any, bool, error) {
+	var ids []string
+	if id, ok := in["id"]; ok && id != nil && fmt.Sprint(id) != "" {
+		ids = append(ids, fmt.Sprint(id))
+	}
+	if list, ok := in["ids"].([]any); ok {
+		for _, id := range list {
+			ids = append(ids, fmt.Sprint(id))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, false, nil
+	}
+	data := make([]any, 0, len(ids))
+	for _, id := range ids {
+		var q map[string]any
+		if action == "crm.remove_record" {
+			q = map[string]any{"module": in["module"], "id": id, "fields": []any{"id"}}
+		} else {
+			q = maps.Clone(in)
+			q["id"] = id
+		}
+		_, err := x.actor.RunAction(ctx, strings.Replace(action, "remove_record", "get_record", 1), q)
+		x.calls++
+		if err == nil {
+			return nil, false, nil // still there: delete it
+		}
+		if !zoho.IsNotFound(err) {
+			return nil, false, classify(err)
+		}
+		data = append(data, map[string]any{"code": "SUCCESS", "status": "success", "details": map[string]any{"id": id},
+			"message": "record deleted (found gone after an interrupted delete)"})
+	}
+	if action == "books.remove_record" {
+		return map[string]any{"code": 0, "message": "deleted (found gone after an interrupted delete)"}, true, nil
+	}
+	return map[string]any{"ids": anySlice(ids), "data": data}, true, nil
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // attachmentSkew: how much earlier than our start mark Zoho's Created_Time of

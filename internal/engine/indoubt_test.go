@@ -53,3 +53,58 @@ func TestInDoubtAttachmentIsFoundNotUploadedTwice(t *testing.T) {
 		t.Fatalf("%d attachment lookups, want one per in-doubt step", n)
 	}
 }
+
+const removeRules = `
+version: 1
+rules:
+  - name: lost-deal-cleanup
+    on: { source: crm.notify, module: Deals, operations: [update] }
+    steps:
+      - id: find_invoice
+        action: books.get_records
+        with: { entity: invoices, search: { reference_number: "CRM-DEAL-${event.record_id}" } }
+      - id: drop_invoice
+        action: books.remove_record
+        with: { entity: invoices, id: "${steps.find_invoice.invoices[0].invoice_id}" }
+      - id: drop_deal
+        action: crm.remove_record
+        with: { module: Deals, id: "${event.record_id}" }
+`
+
+// Zoho deletes the record but its answer never reaches the worker. Sent
+// again, the delete would fail (Zoho refuses to delete what is gone) and
+// dead-letter an event whose work is done; the worker finds the record
+// gone and records the step as done instead.
+func TestInDoubtDeleteThatLandedIsNotDeadLettered(t *testing.T) {
+	fx, stop := setupWith(t, removeRules, []zoho.Option{zoho.WithHTTPClient(&http.Client{Timeout: 300 * time.Millisecond})})
+	defer stop()
+	invoice := fx.fake.BooksInsert(fx.orgID, "invoices", map[string]any{"customer_name": "Bowman & Co", "total": 1200,
+		"reference_number": "CRM-DEAL-" + fx.dealID})
+	fx.fake.Inject(zohotest.Fault{Method: http.MethodDelete, PathPrefix: "/books/v3/invoices/" + invoice, AnswerDelay: time.Second, Times: 1})
+	fx.fake.Inject(zohotest.Fault{Method: http.MethodDelete, PathPrefix: "/crm/v8/Deals", AnswerDelay: time.Second, Times: 1})
+	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(context.Background(), []*events.Envelope{{
+		ID: "ev-remove-1", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
+		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadLettered := func() bool { _, err := fx.dlq.Get(context.Background(), "ev-remove-1"); return err == nil }
+	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-remove-1"); return ok || deadLettered() })
+	if deadLettered() {
+		d, _ := fx.dlq.Get(context.Background(), "ev-remove-1")
+		t.Fatalf("dead-lettered although both deletes happened: %+v", d)
+	}
+	if _, ok := fx.fake.CRMRecord("Deals", fx.dealID); ok {
+		t.Fatal("the Deal still exists")
+	}
+	if _, ok := fx.fake.BooksRecord(fx.orgID, "invoices", invoice); ok {
+		t.Fatal("the invoice still exists")
+	}
+	if n := len(fx.fake.CallsTo(http.MethodDelete, "/crm/v8/Deals")); n != 1 {
+		t.Fatalf("%d CRM deletes sent, want 1 (the in-doubt one not repeated)", n)
+	}
+	if n := len(fx.fake.CallsTo(http.MethodDelete, "/books/v3/invoices/"+invoice)); n != 1 {
+		t.Fatalf("%d Books deletes sent, want 1", n)
+	}
+}
