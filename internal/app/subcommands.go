@@ -66,18 +66,23 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	const synopsis = `usage: worker dlq list [flags]
        worker dlq show [flags] EVENT_ID
        worker dlq replay [flags] EVENT_ID | --all
+       worker dlq replay -in-doubt done|resend [flags] EVENT_ID
 
 Dead letters are events that failed permanently or ran out of deliveries.
-replay runs them again with the current rules; steps already done are not repeated.`
+replay runs them again with the current rules; steps already done are not repeated.
+An event dead-lettered "in doubt" (a step with in_doubt: dead_letter that may or
+may not have reached Zoho) needs your decision after checking Zoho: -in-doubt done
+(it happened: record it, send nothing) or -in-doubt resend (it did not: send it).`
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stderr, synopsis)
 		return 2
 	}
 	verb := args[0]
 	fs, o := opsFlags("dlq "+verb, synopsis, stderr)
-	all := false
+	all, inDoubt := false, ""
 	if verb == "replay" {
 		fs.BoolVar(&all, "all", false, "replay every dead letter")
+		fs.StringVar(&inDoubt, "in-doubt", "", "for an event dead-lettered in doubt: `done` (Zoho did the step) or resend (it did not)")
 	}
 	if !parseOps(fs, args[1:], getenv, stderr) {
 		return 2
@@ -142,8 +147,23 @@ replay runs them again with the current rules; steps already done are not repeat
 			fmt.Fprintln(stderr, "dlq replay: give one EVENT_ID or --all")
 			return 2
 		}
+		var journal *worker.Journal
+		if inDoubt != "" {
+			if all {
+				fmt.Fprintln(stderr, "dlq replay: -in-doubt is a decision about one event: give its EVENT_ID, not --all")
+				return 2
+			}
+			if journal, err = worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge}); err != nil {
+				fmt.Fprintln(stderr, "dlq:", err)
+				return 1
+			}
+		}
 		for _, id := range ids {
-			if err := dlq.Replay(ctx, id); err != nil {
+			replay := func() error { return dlq.Replay(ctx, id) }
+			if journal != nil {
+				replay = func() error { return dlq.ReplayInDoubt(ctx, journal, id, inDoubt) }
+			}
+			if err := replay(); err != nil {
 				fmt.Fprintln(stderr, "dlq:", err)
 				return notFoundCode(err)
 			}

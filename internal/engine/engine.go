@@ -180,7 +180,7 @@ func (r ruleExecutor) Execute(ctx context.Context, call rules.Call) (map[string]
 	saved := r.x.log
 	r.x.log = r.log
 	defer func() { r.x.log = saved }()
-	return r.x.execute(ctx, call.Key, call.Action, call.Inputs)
+	return r.x.execute(ctx, call.Key, call.Action, call.Inputs, call.InDoubt)
 }
 
 func connectionOf(ev *rules.Event) string {
@@ -216,7 +216,7 @@ func (e *Engine) loadRecord(ctx context.Context, x *executor, set *rules.Set, ma
 			in["fields"] = fields
 		}
 	}
-	out, err := x.execute(ctx, "_load/record", action, in)
+	out, err := x.execute(ctx, "_load/record", action, in, rules.InDoubtResend)
 	if err != nil {
 		return nil, &worker.Failure{Rule: "(load record)", Step: "_load", Action: action, Err: err}
 	}

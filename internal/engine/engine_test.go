@@ -61,6 +61,7 @@ type fixture struct {
 	fake    *zohotest.Server
 	env     *eventstest.Env
 	dlq     *worker.DLQ
+	journal *worker.Journal
 	dealID  string
 	orgID   string
 	handled sync.Map
@@ -98,6 +99,7 @@ func setupWith(t *testing.T, rulesYAML string, clientOpts []zoho.Option, fakeOpt
 	if err != nil {
 		t.Fatal(err)
 	}
+	fx.journal = journal
 	loops, err := engine.OpenLoopGuard(ctx, fx.env.JS, engine.LoopGuardConfig{})
 	if err != nil {
 		t.Fatal(err)

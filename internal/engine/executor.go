@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zohook/zohook/internal/fleet"
+	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -28,6 +29,7 @@ type stepJournal interface {
 	Get(ctx context.Context, eventID, stepKey string) (*worker.StepRecord, error)
 	Start(ctx context.Context, eventID, stepKey, action string, attempts int) error
 	Done(ctx context.Context, eventID, stepKey, action string, attempts int, output map[string]any) error
+	Refused(ctx context.Context, eventID, stepKey, action string, attempts int) error
 }
 
 var _ stepJournal = (*worker.Journal)(nil)
@@ -53,8 +55,10 @@ type executor struct {
 // execute runs one step. A step journaled as done returns its recorded
 // output without calling Zoho. A step journaled as started (the process
 // died between sending it and recording Zoho's answer) is "in doubt":
-// resolveInDoubt looks for what the first attempt may have created.
-func (x *executor) execute(ctx context.Context, key, action string, in map[string]any) (map[string]any, error) {
+// resolveInDoubt looks for what the first attempt may have created. When
+// nothing can tell and the step's policy is in_doubt: dead_letter, nothing
+// is sent and the event is dead-lettered with an *InDoubtError.
+func (x *executor) execute(ctx context.Context, key, action string, in map[string]any, policy string) (map[string]any, error) {
 	var rec *worker.StepRecord
 	if !x.fresh {
 		var err error
@@ -81,9 +85,14 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 			return out, nil
 		}
 		in = x.safeRetryInputs(action, in)
+		if rec.State == worker.StepStarted && policy == rules.InDoubtDeadLetter && !safeToResend(action, in) {
+			x.obs.step(action, "in_doubt")
+			return nil, worker.Permanent(&InDoubtError{EventID: x.eventID, Step: key, Action: action, Since: rec.At})
+		}
 	}
 	in = withDefaults(action, in)
-	if !readOnly(action, in) {
+	marked := !readOnly(action, in)
+	if marked {
 		// Mark the step before sending it: if we die before recording the
 		// answer, the next delivery knows the call may have reached Zoho.
 		// Reads need no mark: repeating them changes nothing.
@@ -97,6 +106,14 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	x.obs.zohoCall(action, err, time.Since(start))
 	if err != nil {
 		x.obs.step(action, "failed")
+		if marked && zoho.NotApplied(err) {
+			// Zoho's answer proves nothing happened: the next attempt is
+			// not in doubt. Best effort: if this write fails, the step
+			// stays "started" and the next attempt treats it as in doubt.
+			if jerr := x.journal.Refused(ctx, x.eventID, key, action, attempts); jerr != nil {
+				x.log.Warn("journal: could not record a refused step", "step", key, "err", jerr)
+			}
+		}
 		return out, classify(err)
 	}
 	if err := x.journal.Done(ctx, x.eventID, key, action, attempts, out); err != nil {
@@ -153,6 +170,51 @@ func (x *executor) safeRetryInputs(action string, in map[string]any) map[string]
 	return in
 }
 
+// safeToResend reports in-doubt steps the worker may send again without
+// risking a second effect, once resolveInDoubt found nothing: updates (the
+// same values again), creates turned into upserts, and writes whose lookup
+// ran and showed the first attempt did not land (Books creates with a
+// reference_number, attachments, deletes).
+func safeToResend(action string, in map[string]any) bool {
+	switch action {
+	case "crm.update_record", "books.update_record", "crm.add_attachment", "crm.remove_record", "books.remove_record":
+		return true
+	case "crm.create_record":
+		return in["upsert"] == true
+	case "books.create_record":
+		_, _, ok := booksRef(in)
+		return ok
+	}
+	return false
+}
+
+// booksRef returns the entity and reference_number an interrupted Books
+// create can be looked up by; ok is false when there is none (or it is a
+// sub-resource create, whose parent's list does not hold it).
+func booksRef(in map[string]any) (entity, ref string, ok bool) {
+	data, _ := in["data"].(map[string]any)
+	ref, _ = data["reference_number"].(string)
+	entity, _ = in["entity"].(string)
+	return entity, ref, ref != "" && entity != "" && in["parent_id"] == nil
+}
+
+// InDoubtError is the dead-letter reason of a step with in_doubt:
+// dead_letter that was interrupted after it may have reached Zoho, when
+// nothing can tell whether Zoho carried it out. An operator checks Zoho
+// and replays the event saying which: `worker dlq replay -in-doubt done`
+// (it happened) or `-in-doubt resend` (it did not).
+type InDoubtError struct {
+	EventID, Step, Action string
+	Since                 time.Time // when the interrupted attempt started
+}
+
+func (e *InDoubtError) Error() string {
+	return fmt.Sprintf("in doubt: %s (%s) was sent at %s and its answer never recorded; zohook cannot tell whether Zoho "+
+		"carried it out and the step says in_doubt: dead_letter, so it was not sent again. Check Zoho, then "+
+		"`worker dlq replay -in-doubt done %s` if it happened or `-in-doubt resend %s` if it did not",
+		e.Step, e.Action, e.Since.UTC().Format(time.RFC3339), e.EventID, e.EventID)
+}
+
 // booksSingular maps a Books collection to the key of one entity in its
 // answers.
 func booksSingular(entity string) string {
@@ -179,10 +241,8 @@ func (x *executor) resolveInDoubt(ctx context.Context, action string, in map[str
 	default:
 		return nil, false, nil
 	}
-	data, _ := in["data"].(map[string]any)
-	ref, _ := data["reference_number"].(string)
-	entity, _ := in["entity"].(string)
-	if ref == "" || entity == "" || in["parent_id"] != nil {
+	entity, ref, ok := booksRef(in)
+	if !ok {
 		return nil, false, nil
 	}
 	q := map[string]any{"entity": entity, "search": map[string]any{"reference_number": ref}}

@@ -43,7 +43,7 @@ var (
 	ruleKeys   = []string{"name", "description", "disabled", "on", "record", "load_record", "when", "steps"}
 	onKeys     = []string{"source", "sources", "connection", "connections", "module", "modules", "operation", "operations", "changed", "changed_unknown"}
 	recordKeys = []string{"fields"}
-	stepKeys   = []string{"id", "description", "action", "with", "when", "on_failure"}
+	stepKeys   = []string{"id", "description", "action", "with", "when", "on_failure", "in_doubt"}
 	crmOps     = []string{"create", "update", "delete"}
 )
 
@@ -668,7 +668,7 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 		return nil
 	}
 	l.checkKeys(es, stepKeys, fmt.Sprintf("step %d", i+1))
-	st := &Step{Index: i, OnFailure: OnFailureRetry, Line: nodePos(n).line}
+	st := &Step{Index: i, OnFailure: OnFailureRetry, InDoubt: InDoubtResend, Line: nodePos(n).line}
 	if e := find(es, "id"); e != nil {
 		if s, ok := l.str(e.value, "id"); ok {
 			switch {
@@ -694,12 +694,15 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 		}
 	}
 	if e := find(es, "on_failure"); e != nil {
-		s, _ := l.scalar(e.value).(string)
-		words := []string{OnFailureRetry, OnFailureSkip, OnFailureStop}
-		if !slices.Contains(words, s) {
-			l.errf(e.value, "on_failure: want retry, skip or stop, got %v%s", l.scalar(e.value), didYouMean(s, words))
-		} else {
+		if s, ok := l.oneOf(e.value, "on_failure", OnFailureRetry, OnFailureSkip, OnFailureStop); ok {
 			st.OnFailure = s
+		}
+	}
+	var inDoubt *entry
+	if e := find(es, "in_doubt"); e != nil {
+		inDoubt = e
+		if s, ok := l.oneOf(e.value, "in_doubt", InDoubtResend, InDoubtDeadLetter); ok {
+			st.InDoubt = s
 		}
 	}
 	if e := find(es, "when"); e != nil {
@@ -757,7 +760,12 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 		if st.Action == "crm.add_attachment" && !given["url"] && !given["file_name"] {
 			l.errf(n, "step %s: crm.add_attachment needs input \"file_name\" (required unless url)", st.ref())
 		}
-		l.warnInDoubt(n, st, given, lits)
+		if inDoubt != nil && readAction(st.Action, lits) {
+			l.errf(inDoubt.keyN, "step %s: in_doubt applies to steps that change Zoho; %s only reads", st.ref(), st.Action)
+		}
+		if inDoubt == nil {
+			l.warnInDoubt(n, st, given, lits)
+		}
 	}
 	return st
 }
@@ -767,16 +775,55 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 var booksReferenced = []string{"invoices", "estimates", "salesorders", "purchaseorders", "bills", "creditnotes",
 	"customerpayments", "vendorpayments", "retainerinvoices"}
 
-// warnInDoubt warns about creates the worker could not recognise after a
+// oneOf reads a word that must be one of words, refusing anything else
+// with the list and a suggestion.
+func (l *loader) oneOf(n ast.Node, key string, words ...string) (string, bool) {
+	want := strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	v := l.scalar(l.unwrap(n))
+	s, isStr := v.(string)
+	switch {
+	case v == nil && !isStr:
+		l.errf(n, "%s: want %s, got %s", key, want, nodeKind(l.unwrap(n)))
+	case !slices.Contains(words, s):
+		l.errf(n, "%s: want %s, got %v%s", key, want, v, didYouMean(s, words))
+	default:
+		return s, true
+	}
+	return "", false
+}
+
+// readAction reports steps that change nothing in Zoho, so are never in
+// doubt: the read actions, and raw requests with a literal GET.
+func readAction(action string, lits map[string]any) bool {
+	switch action {
+	case "crm.get_record", "crm.get_records", "crm.get_attachments", "crm.coql", "books.get_record", "books.get_records":
+		return true
+	case "crm.raw_request", "books.raw_request":
+		m, ok := lits["method"].(string)
+		return ok && strings.EqualFold(m, "GET")
+	}
+	return false
+}
+
+// warnInDoubt warns about writes the worker could not recognise after a
 // crash between Zoho's answer and the journal write, and so would send
-// again, when the rule can give it the key to find them.
+// again, when the rule can give it the key to find them or say that a
+// human should decide (in_doubt: dead_letter). A step that sets in_doubt
+// has decided and gets no warning.
 func (l *loader) warnInDoubt(n ast.Node, st *Step, given map[string]bool, lits map[string]any) {
 	switch st.Action {
 	case "crm.create_record":
 		if !given["duplicate_check_fields"] && !given["upsert"] {
 			l.warnf(n, "step %s: crm.create_record without duplicate_check_fields: a create interrupted by a crash "+
 				"(Zoho created the record, the worker died before recording it) is sent again and makes a duplicate; "+
-				"name the fields that identify the record in duplicate_check_fields and the retry becomes an upsert", st.ref())
+				"name the fields that identify the record in duplicate_check_fields and the retry becomes an upsert "+
+				"(or set in_doubt: dead_letter to leave the decision to a human)", st.ref())
+		}
+	case "crm.raw_request", "books.raw_request":
+		if m, ok := lits["method"].(string); ok && (strings.EqualFold(m, "POST") || strings.EqualFold(m, "PATCH")) {
+			l.warnf(n, "step %s: %s %s: a request interrupted after it may have reached Zoho is sent again, "+
+				"and the worker cannot look up what it did; set in_doubt: dead_letter if doing it twice would harm "+
+				"(the event then waits in the dead letters for a human), or in_doubt: resend to accept it", st.ref(), st.Action, strings.ToUpper(m))
 		}
 	case "books.create_record":
 		entity, _ := lits["entity"].(string)

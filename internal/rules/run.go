@@ -23,6 +23,8 @@ type Call struct {
 	Key    string // stable: rule name + "/" + (step id or "#index")
 	Action string
 	Inputs map[string]any
+	// InDoubt is the step's in_doubt policy (InDoubtResend or InDoubtDeadLetter).
+	InDoubt string
 }
 
 // Input is what a rule runs on. Vars come from the Set.
@@ -115,7 +117,7 @@ func (r *Rule) Run(ctx context.Context, in Input, exec Executor) (*Result, error
 			return res, &StepError{Rule: r.Name, Step: st.ref(), Action: st.Action, Err: err}
 		}
 		sr.Inputs = inputs.(map[string]any)
-		call := Call{Rule: r.Name, StepID: st.ID, Index: st.Index, Key: sr.Key, Action: st.Action, Inputs: sr.Inputs}
+		call := Call{Rule: r.Name, StepID: st.ID, Index: st.Index, Key: sr.Key, Action: st.Action, Inputs: sr.Inputs, InDoubt: st.InDoubt}
 		out, err := exec.Execute(ctx, call)
 		if err != nil {
 			sr.Error = err.Error()

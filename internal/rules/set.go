@@ -59,6 +59,7 @@ type Step struct {
 	Index     int
 	Action    string
 	OnFailure string // retry | skip | stop
+	InDoubt   string // resend | dead_letter
 	Line      int
 
 	when *compiled
@@ -70,6 +71,14 @@ const (
 	OnFailureRetry = "retry"
 	OnFailureSkip  = "skip"
 	OnFailureStop  = "stop"
+)
+
+// In-doubt policies: what the worker does with a write step that was
+// interrupted after it may have reached Zoho (a crash, or an answer lost to
+// a timeout or 5xx), when it cannot find out whether Zoho carried it out.
+const (
+	InDoubtResend     = "resend"      // send it again (the default)
+	InDoubtDeadLetter = "dead_letter" // send nothing; dead-letter the event for a human to decide
 )
 
 // Key is the stable identity of a step within its rule, used by the worker's

@@ -186,3 +186,52 @@ func (d *DLQ) Replay(ctx context.Context, eventID string) error {
 	}
 	return nil
 }
+
+// Operator decisions for ReplayInDoubt.
+const (
+	InDoubtDone   = "done"   // Zoho carried the step out: record it as done
+	InDoubtResend = "resend" // it did not: send it again
+)
+
+// ErrNotInDoubt: the dead letter's step is not in doubt (never started,
+// already done, or refused by Zoho), so there is nothing to decide.
+var ErrNotInDoubt = errors.New("step is not in doubt")
+
+// ReplayInDoubt replays a dead letter whose step was in doubt (a step with
+// in_doubt: dead_letter that was interrupted after it may have reached
+// Zoho), once an operator has checked Zoho: InDoubtDone records the step as
+// carried out without sending it (later steps that read its output get
+// only {"in_doubt": "done by operator"}); InDoubtResend lets it be sent.
+func (d *DLQ) ReplayInDoubt(ctx context.Context, j *Journal, eventID, decision string) error {
+	if decision != InDoubtDone && decision != InDoubtResend {
+		return fmt.Errorf("in-doubt decision %q: want %s or %s", decision, InDoubtDone, InDoubtResend)
+	}
+	dl, err := d.Get(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	if dl.Rule == "" || dl.Step == "" {
+		return fmt.Errorf("replay %s: %w: the dead letter names no step", eventID, ErrNotInDoubt)
+	}
+	key := dl.Rule + "/" + dl.Step
+	rec, err := j.Get(ctx, eventID, key)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", eventID, err)
+	}
+	if rec == nil || rec.State != StepStarted {
+		state := "never started"
+		if rec != nil {
+			state = rec.State
+		}
+		return fmt.Errorf("replay %s: step %s: %w (it is %s)", eventID, key, ErrNotInDoubt, state)
+	}
+	if decision == InDoubtDone {
+		err = j.Done(ctx, eventID, key, rec.Action, rec.Attempts, map[string]any{"in_doubt": "done by operator"})
+	} else {
+		err = j.Refused(ctx, eventID, key, rec.Action, rec.Attempts)
+	}
+	if err != nil {
+		return fmt.Errorf("replay %s: record the decision: %w", eventID, err)
+	}
+	return d.Replay(ctx, eventID)
+}

@@ -18,6 +18,9 @@ import (
 const (
 	StepStarted = "started" // the call was (maybe) sent; its answer was not recorded
 	StepDone    = "done"    // Zoho answered; Output holds the step's output
+	// StepRefused: Zoho's answer (or a refusal before sending) proves the
+	// last attempt changed nothing; the step is not in doubt.
+	StepRefused = "refused"
 )
 
 // StepRecord is one journal entry: the state of one step of one rule for
@@ -119,6 +122,12 @@ func (j *Journal) Start(ctx context.Context, eventID, stepKey, action string, at
 // Done records a step's output; the step will not run again for this event.
 func (j *Journal) Done(ctx context.Context, eventID, stepKey, action string, attempts int, output map[string]any) error {
 	return j.put(ctx, eventID, stepKey, StepRecord{State: StepDone, Action: action, Attempts: attempts, Output: output, At: time.Now().UTC()})
+}
+
+// Refused records that the last attempt provably changed nothing in Zoho
+// (zoho.NotApplied), so the next attempt is not in doubt.
+func (j *Journal) Refused(ctx context.Context, eventID, stepKey, action string, attempts int) error {
+	return j.put(ctx, eventID, stepKey, StepRecord{State: StepRefused, Action: action, Attempts: attempts, At: time.Now().UTC()})
 }
 
 func (j *Journal) put(ctx context.Context, eventID, stepKey string, r StepRecord) error {

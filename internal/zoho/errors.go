@@ -235,3 +235,31 @@ func IsAuth(err error) bool {
 
 // IsNotFound reports a missing record or URL (CRM 204 on get, HTTP 404, Books 1002).
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// NotApplied reports failures that prove Zoho did not carry the request
+// out, so sending it again cannot do anything twice: it was refused before
+// it was sent (bad input or path, no access token, no credentials), or Zoho
+// answered 4xx (rejected, rate-limited, unauthorized) or failed every record
+// of a batch. Timeouts, 5xx and broken connections are not among them: Zoho
+// may have acted before the answer was lost.
+func NotApplied(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		ie *InputError
+		pe *PathError
+		te *TokenError
+		ze *Error
+		be *BatchError
+	)
+	switch {
+	case errors.As(err, &ie), errors.As(err, &pe), errors.As(err, &te), errors.Is(err, ErrNoCredentials):
+		return true
+	case errors.As(err, &ze):
+		return ze.HTTPStatus >= 400 && ze.HTTPStatus < 500
+	case errors.As(err, &be):
+		return be.AllFailed()
+	}
+	return false
+}

@@ -190,7 +190,8 @@ func TestTestRawNotificationAndErrors(t *testing.T) {
 
 // Steps whose create an interrupted worker could not find again load, with
 // a warning naming the file, line, rule and the input that would close the
-// hole; steps that have it, or whose data is computed, do not warn.
+// hole; steps that have it, whose data is computed, or that chose an
+// in_doubt policy, do not warn.
 func TestCheckWarnsAboutUnresolvableCreates(t *testing.T) {
 	dir := t.TempDir()
 	f := write(t, dir, "w.yaml", `version: 1
@@ -213,6 +214,20 @@ rules:
       - id: contact
         action: books.create_record
         with: {entity: contacts, data: {contact_name: x}}
+      - id: lead_decided
+        action: crm.create_record
+        in_doubt: dead_letter
+        with: {module: Leads, data: {Last_Name: x}}
+      - id: note
+        action: crm.raw_request
+        with: {method: post, path: /Notes, json: {data: []}}
+      - id: note_decided
+        action: crm.raw_request
+        in_doubt: resend
+        with: {method: POST, path: /Notes, json: {data: []}}
+      - id: read
+        action: books.raw_request
+        with: {method: GET, path: invoices}
 `)
 	code, out, errs := run(t, "check", f)
 	if code != 0 || errs != "" {
@@ -224,11 +239,12 @@ rules:
 			warnings = append(warnings, l)
 		}
 	}
-	if len(warnings) != 2 {
-		t.Fatalf("want 2 warnings, got:\n%s", out)
+	if len(warnings) != 3 {
+		t.Fatalf("want 3 warnings, got:\n%s", out)
 	}
 	for i, want := range []string{f + `:6:9: rule "creates": step lead: crm.create_record without duplicate_check_fields`,
-		f + `:12:9: rule "creates": step invoice: books.create_record of invoices without data.reference_number`} {
+		f + `:12:9: rule "creates": step invoice: books.create_record of invoices without data.reference_number`,
+		f + `:25:9: rule "creates": step note: crm.raw_request POST: a request interrupted after it may have reached Zoho is sent again`} {
 		if !strings.HasPrefix(warnings[i], "warning: "+want) {
 			t.Errorf("warning %d:\n%s\nwant prefix:\n%s", i, warnings[i], want)
 		}
