@@ -129,14 +129,8 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 
 // readOnly reports actions that change nothing in Zoho.
 func readOnly(action string, in map[string]any) bool {
-	switch action {
-	case "crm.get_record", "crm.get_records", "crm.get_attachments", "crm.coql", "books.get_record", "books.get_records":
-		return true
-	case "crm.raw_request", "books.raw_request":
-		m, _ := in["method"].(string)
-		return strings.EqualFold(m, "GET")
-	}
-	return false
+	m, _ := in["method"].(string)
+	return rules.ReadOnly(action, m)
 }
 
 // withDefaults applies zohook's safe defaults: CRM writes fire no Zoho

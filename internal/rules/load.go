@@ -795,12 +795,19 @@ func (l *loader) oneOf(n ast.Node, key string, words ...string) (string, bool) {
 // readAction reports steps that change nothing in Zoho, so are never in
 // doubt: the read actions, and raw requests with a literal GET.
 func readAction(action string, lits map[string]any) bool {
+	m, _ := lits["method"].(string)
+	return ReadOnly(action, m)
+}
+
+// ReadOnly reports actions that change nothing in Zoho; method matters
+// for raw requests only (GET reads). The worker marks no journal entry
+// before them: repeating a read changes nothing.
+func ReadOnly(action, method string) bool {
 	switch action {
 	case "crm.get_record", "crm.get_records", "crm.get_attachments", "crm.coql", "books.get_record", "books.get_records":
 		return true
 	case "crm.raw_request", "books.raw_request":
-		m, ok := lits["method"].(string)
-		return ok && strings.EqualFold(m, "GET")
+		return strings.EqualFold(method, "GET")
 	}
 	return false
 }
