@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -65,7 +66,11 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 		return nil, badRequest("invalid notification", FieldError{Field: "ids",
 			Message: "must have at most " + strconv.Itoa(s.cfg.MaxIDsPerNotification) + " items"})
 	}
-	raw, err := withoutToken(body)
+	fields, err := withoutToken(body)
+	if err != nil {
+		return nil, badRequest("invalid JSON: " + err.Error())
+	}
+	raw, err := json.Marshal(fields)
 	if err != nil {
 		return nil, badRequest("invalid JSON: " + err.Error())
 	}
@@ -91,8 +96,35 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 		}
 		envs[i].ChangedFields = changed.forRecord(rid)
 		envs[i].Values = values[rid]
+		if len(n.IDs) > 1 {
+			envs[i].Raw = recordShare(fields, rid, envs[i].ChangedFields, envs[i].Values)
+		}
 	}
 	return envs, nil
+}
+
+// recordShare is the callback as it concerns one of its records: its id
+// alone and only its changed fields and values. Storing the whole body with
+// each record would make a 1,000-record callback 1,000 copies of itself:
+// storage quadratic in its size, pushing older events out of a full stream.
+func recordShare(fields map[string]json.RawMessage, id string, changed []string, values map[string]any) json.RawMessage {
+	share := make(map[string]json.RawMessage, len(fields))
+	for k, v := range fields {
+		switch k {
+		case "ids", "affected_fields", "affected_values":
+		default:
+			share[k] = v
+		}
+	}
+	share["ids"], _ = json.Marshal([]string{id})
+	if _, ok := fields["affected_fields"]; ok && changed != nil {
+		share["affected_fields"], _ = json.Marshal([]map[string][]string{{id: changed}})
+	}
+	if _, ok := fields["affected_values"]; ok && values != nil {
+		share["affected_values"], _ = json.Marshal([]map[string]any{{"record_id": id, "values": values}})
+	}
+	out, _ := json.Marshal(share) // re-encoding decoded JSON cannot fail
+	return out
 }
 
 // contentKey: with server_time Zoho identifies the change itself; without it
@@ -104,15 +136,21 @@ func contentKey(serverTime int64, raw []byte) string {
 	return string(raw)
 }
 
-// withoutToken re-encodes the body without its "token" key: the channel token
-// is a secret and the stored event is readable by every worker and operator.
-func withoutToken(body []byte) (json.RawMessage, error) {
+// withoutToken decodes the body's top level without its "token" key: the
+// channel token is a secret and the stored event is readable by every
+// worker and operator. Any spelling goes ("Token", "TOKEN"): Go's decoder
+// matched it to the token field case-insensitively, so it was the token.
+func withoutToken(body []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, err
 	}
-	delete(m, "token")
-	return json.Marshal(m)
+	for k := range m {
+		if strings.EqualFold(k, "token") {
+			delete(m, k)
+		}
+	}
+	return m, nil
 }
 
 // affected holds changed field names, either for all records of the callback

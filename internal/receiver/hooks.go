@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -148,9 +149,16 @@ func parseHookBody(mediaType string, body []byte) (map[string]any, url.Values, *
 		}
 		return m, form, nil
 	}
+	// Numbers stay json.Number: a record id sent as a JSON number has 19
+	// digits, which a float64 would silently round to another record's id.
 	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
 		return nil, nil, badRequest("invalid JSON object: " + err.Error())
+	}
+	if dec.More() {
+		return nil, nil, badRequest("invalid JSON object: data after the object")
 	}
 	if m == nil {
 		return nil, nil, badRequest("body must be a JSON object")
@@ -159,7 +167,7 @@ func parseHookBody(mediaType string, body []byte) (map[string]any, url.Values, *
 }
 
 // scalar renders a body value used as module/operation/id; numbers keep
-// their digits (JSON numbers decode to float64).
+// their digits (parseHookBody decodes them as json.Number).
 func scalar(v any) string {
 	switch t := v.(type) {
 	case string:
