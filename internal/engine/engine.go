@@ -180,7 +180,13 @@ func (r ruleExecutor) Execute(ctx context.Context, call rules.Call) (map[string]
 	saved := r.x.log
 	r.x.log = r.log
 	defer func() { r.x.log = saved }()
-	return r.x.execute(ctx, call.Key, call.Action, call.Inputs, call.InDoubt)
+	out, err := r.x.execute(ctx, call.Key, call.Action, call.Inputs, call.InDoubt)
+	if err != nil && !worker.IsPermanent(err) {
+		// Only a refusal may be skipped or stop the rule (on_failure): a
+		// rate limit, 5xx, timeout or journal failure retries the event.
+		err = rules.Transient(err)
+	}
+	return out, err
 }
 
 func connectionOf(ev *rules.Event) string {

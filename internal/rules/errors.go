@@ -55,6 +55,26 @@ func (e *LoadError) sort() {
 	})
 }
 
+// ErrTransient marks executor errors that a later attempt may not meet (a
+// rate limit, a 5xx, a timeout, the journal unavailable). on_failure skip
+// and stop are about Zoho refusing a step; a transient failure always
+// fails the rule, so the worker retries the event instead of dropping the
+// step. Executors wrap such errors with Transient.
+var ErrTransient = errors.New("rules: transient failure")
+
+// Transient marks err as transient (see ErrTransient); nil stays nil.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &transientError{err}
+}
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string   { return e.err.Error() }
+func (e *transientError) Unwrap() []error { return []error{e.err, ErrTransient} }
+
 // ErrEvaluation marks a condition or template that failed at run time (a
 // missing field, a type mismatch). Retrying cannot fix it: the worker should
 // dead-letter the event.

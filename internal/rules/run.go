@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -121,7 +122,11 @@ func (r *Rule) Run(ctx context.Context, in Input, exec Executor) (*Result, error
 		out, err := exec.Execute(ctx, call)
 		if err != nil {
 			sr.Error = err.Error()
-			switch st.OnFailure {
+			policy := st.OnFailure
+			if errors.Is(err, ErrTransient) {
+				policy = OnFailureRetry // skip/stop are for refusals, not for a Zoho or NATS hiccup
+			}
+			switch policy {
 			case OnFailureSkip:
 				sr.Outcome = OutcomeFailedSkipped
 				res.Steps = append(res.Steps, sr)
