@@ -47,7 +47,7 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 		return nil, err
 	}
 	journal, err := retryOpen(ctx, log, "journal", func(ctx context.Context) (*worker.Journal, error) {
-		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge, KV: kvo})
+		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.MaxAge), KV: kvo})
 	})
 	if err != nil {
 		return nil, err

@@ -94,7 +94,7 @@ may not have reached Zoho) needs your decision after checking Zoho: -in-doubt do
 		return 1
 	}
 	defer bb.Close()
-	dlq, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{}, events.NewPublisher(bb.JS, bb.Stream))
+	dlq, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{Replicas: bb.Stream.Replicas}, events.NewPublisher(bb.JS, bb.Stream))
 	if err != nil {
 		fmt.Fprintln(stderr, "dlq:", err)
 		return 1
@@ -153,7 +153,7 @@ may not have reached Zoho) needs your decision after checking Zoho: -in-doubt do
 				fmt.Fprintln(stderr, "dlq replay: -in-doubt is a decision about one event: give its EVENT_ID, not --all")
 				return 2
 			}
-			if journal, err = worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: bb.Stream.MaxAge}); err != nil {
+			if journal, err = worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.MaxAge)}); err != nil {
 				fmt.Fprintln(stderr, "dlq:", err)
 				return 1
 			}
@@ -258,7 +258,7 @@ number of dead letters.`
 		return 1
 	}
 	var dead uint64
-	if d, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{}, events.NewPublisher(bb.JS, bb.Stream)); err == nil {
+	if d, err := worker.OpenDLQ(ctx, bb.JS, worker.DLQConfig{Replicas: bb.Stream.Replicas}, events.NewPublisher(bb.JS, bb.Stream)); err == nil {
 		dead, _ = d.Count(ctx)
 	}
 	var pending uint64

@@ -119,7 +119,7 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	if err != nil {
 		return worker.Permanent(err)
 	}
-	x := &executor{eventID: ev.ID, connection: connectionOf(ev), fresh: m.FirstRun(), actor: actor,
+	x := &executor{eventID: ev.ID, connection: connectionOf(ev), actor: actor,
 		journal: e.cfg.Journal, loops: e.cfg.Loops, log: log, obs: e.obs}
 
 	record, err := e.loadRecord(ctx, x, set, matched, ev)

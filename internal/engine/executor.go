@@ -39,14 +39,11 @@ var _ stepJournal = (*worker.Journal)(nil)
 type executor struct {
 	eventID    string
 	connection string
-	// fresh: first delivery of an event that was never replayed, so the
-	// journal cannot hold anything for it yet and need not be read.
-	fresh   bool
-	actor   Actor
-	journal stepJournal
-	loops   *LoopGuard
-	log     *slog.Logger
-	obs     *metrics
+	actor      Actor
+	journal    stepJournal
+	loops      *LoopGuard
+	log        *slog.Logger
+	obs        *metrics
 	// calls counts the Zoho actions this event really sent (not replayed
 	// from the journal).
 	calls int
@@ -59,12 +56,13 @@ type executor struct {
 // nothing can tell and the step's policy is in_doubt: dead_letter, nothing
 // is sent and the event is dead-lettered with an *InDoubtError.
 func (x *executor) execute(ctx context.Context, key, action string, in map[string]any, policy string) (map[string]any, error) {
-	var rec *worker.StepRecord
-	if !x.fresh {
-		var err error
-		if rec, err = x.journal.Get(ctx, x.eventID, key); err != nil {
-			return nil, err // journal unavailable: retry the event later
-		}
+	// Always read, even on a first delivery: an event id can come back as a
+	// new message (a duplicate callback after the stream's dedupe window, a
+	// consumer recreated from the start of the stream), and its steps must
+	// not run twice.
+	rec, err := x.journal.Get(ctx, x.eventID, key)
+	if err != nil {
+		return nil, err // journal unavailable: retry the event later
 	}
 	if rec != nil && rec.State == worker.StepDone {
 		x.log.Debug("step already done; using its journaled output", "step", key, "action", action)
@@ -110,13 +108,17 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 			// Zoho's answer proves nothing happened: the next attempt is
 			// not in doubt. Best effort: if this write fails, the step
 			// stays "started" and the next attempt treats it as in doubt.
-			if jerr := x.journal.Refused(ctx, x.eventID, key, action, attempts); jerr != nil {
+			jctx, cancel := afterZoho(ctx)
+			defer cancel()
+			if jerr := x.journal.Refused(jctx, x.eventID, key, action, attempts); jerr != nil {
 				x.log.Warn("journal: could not record a refused step", "step", key, "err", jerr)
 			}
 		}
 		return out, classify(err)
 	}
-	if err := x.journal.Done(ctx, x.eventID, key, action, attempts, out); err != nil {
+	jctx, cancel := afterZoho(ctx)
+	defer cancel()
+	if err := x.journal.Done(jctx, x.eventID, key, action, attempts, out); err != nil {
 		// Zoho accepted the step but we could not record it: the next
 		// delivery finds it in doubt and resolves it.
 		return nil, fmt.Errorf("journal after %s: %w", action, err)
@@ -125,6 +127,16 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	x.rememberWrite(ctx, action, in, out)
 	x.log.Info("zoho call", "step", key, "action", action, "duration", time.Since(start).Round(time.Millisecond), "result", summarize(action, out))
 	return out, nil
+}
+
+// journalAfterZoho bounds the journal write that records Zoho's answer.
+const journalAfterZoho = 10 * time.Second
+
+// afterZoho is the context for recording Zoho's answer: it outlives the
+// event's own (an event timeout or shutdown landing right after Zoho
+// answered must not leave an accepted step in doubt), briefly.
+func afterZoho(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), journalAfterZoho)
 }
 
 // readOnly reports actions that change nothing in Zoho.

@@ -35,13 +35,25 @@ type DeadLetter struct {
 type DLQConfig struct {
 	// Stream name. Default "ZOHOOK_DLQ".
 	Stream string
-	// MaxAge of dead letters. Default 90 days: long enough to notice and fix.
+	// MaxAge of dead letters. Default DefaultDLQMaxAge (90 days): long
+	// enough to notice and fix.
 	MaxAge time.Duration
 	// Replicas. Default 1.
 	Replicas int
 }
 
 const dlqSubjectPrefix = "zohook.dlq."
+
+// DefaultDLQMaxAge is how long dead letters are kept by default. The step
+// journal must keep its entries at least as long (JournalTTL): a dead letter
+// replayed after its journal entries expired would repeat its done steps.
+const DefaultDLQMaxAge = 90 * 24 * time.Hour
+
+// JournalTTL is the journal TTL that covers both ways an event comes back:
+// a replay from the events stream (streamMaxAge) and a dead-letter replay.
+func JournalTTL(streamMaxAge time.Duration) time.Duration {
+	return max(streamMaxAge, DefaultDLQMaxAge)
+}
 
 // DLQ stores dead letters in their own stream, one subject per event id
 // (keeping the latest dead letter of an event), and replays them.
@@ -64,7 +76,7 @@ func OpenDLQ(ctx context.Context, js jetstream.JetStream, cfg DLQConfig, pub *ev
 		cfg.Stream = "ZOHOOK_DLQ"
 	}
 	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = 90 * 24 * time.Hour
+		cfg.MaxAge = DefaultDLQMaxAge
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1

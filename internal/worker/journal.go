@@ -37,8 +37,9 @@ type StepRecord struct {
 type JournalConfig struct {
 	// Bucket name. Default "zohook_journal".
 	Bucket string
-	// TTL keeps entries at least as long as events can be replayed.
-	// Default 30 days (the events stream's default max age).
+	// TTL keeps entries at least as long as events can be replayed, from
+	// the events stream or the dead letters. Default JournalTTL(30 days):
+	// 90 days, the dead letters' default max age.
 	TTL time.Duration
 	// Replicas of the bucket. Default 1.
 	Replicas int
@@ -60,7 +61,7 @@ func OpenJournal(ctx context.Context, js jetstream.JetStream, cfg JournalConfig)
 		cfg.Bucket = "zohook_journal"
 	}
 	if cfg.TTL <= 0 {
-		cfg.TTL = 30 * 24 * time.Hour
+		cfg.TTL = JournalTTL(30 * 24 * time.Hour)
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1

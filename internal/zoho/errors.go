@@ -68,7 +68,7 @@ func (e *Error) Retryable() bool {
 	switch {
 	case e.HTTPStatus == 429, e.HTTPStatus >= 500:
 		return true
-	case e.Code == "TOO_MANY_REQUESTS", e.Code == "44", e.Code == "1070":
+	case e.Code == "TOO_MANY_REQUESTS", e.Code == "44", e.Code == "45", e.Code == "1070":
 		return true
 	}
 	return false

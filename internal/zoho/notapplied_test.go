@@ -37,3 +37,12 @@ func TestNotApplied(t *testing.T) {
 		}
 	}
 }
+
+// Books' daily quota (code 45) is a rate limit whatever the HTTP status it
+// comes with: retried later, never a permanent failure.
+func TestBooksDailyQuotaIsRetryable(t *testing.T) {
+	err := &Error{API: APIBooks, HTTPStatus: 400, Code: "45"}
+	if _, ok := IsRateLimited(err); !ok || !IsRetryable(err) {
+		t.Fatalf("code 45: rate limited %v, retryable %v; want both", ok, IsRetryable(err))
+	}
+}
