@@ -458,6 +458,11 @@ func classify(err error) error {
 		}
 		return err
 	}
+	if zoho.MaybeApplied(err) {
+		// An earlier attempt may have landed: retry the event, whose next
+		// delivery treats the step as in doubt and looks before resending.
+		return err
+	}
 	var ie *zoho.InputError
 	var ze *zoho.Error
 	var be *zoho.BatchError

@@ -278,6 +278,9 @@ type rawResult struct {
 	header   http.Header
 	body     []byte
 	attempts int
+	// ambiguous: an earlier attempt of this request failed without proof
+	// that Zoho did nothing, so this answer may describe a repeat.
+	ambiguous bool
 }
 
 func (r *rawResult) response() *Response {
@@ -391,13 +394,24 @@ func (c *Client) do(ctx context.Context, r *request) (*rawResult, error) {
 	}
 	retries, reauthed := 0, false
 	attempts := 0
+	// ambiguous: an earlier attempt failed in a way that does not prove Zoho
+	// did nothing (5xx, lost answer); a later refusal then proves nothing
+	// about that attempt (a retried DELETE is refused because the first
+	// one landed).
+	ambiguous := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("zoho %s: %s: %w", r.api, r.method, err)
 		}
 		res, err, reauth := c.attempt(ctx, r, &attempts)
+		if res != nil {
+			res.ambiguous = ambiguous
+		}
 		if err == nil {
 			return res, nil
+		}
+		if ambiguous {
+			err = &maybeAppliedError{err}
 		}
 		if reauth && !reauthed {
 			reauthed = true
@@ -406,13 +420,15 @@ func (c *Client) do(ctx context.Context, r *request) (*rawResult, error) {
 		if retries >= pol.MaxRetries || !pol.retryable(err) {
 			return res, err
 		}
-		if r.method == http.MethodPost && r.retry == nil && !notProcessed(err) {
-			// A POST creates: repeating it after a 5xx or a broken connection
-			// may create twice. Only answers that guarantee Zoho did nothing
-			// (429, token trouble, a connection never made) are retried
-			// here; the worker's journal resolves the rest.
+		if (r.method == http.MethodPost || r.method == http.MethodPatch) && r.retry == nil && !notProcessed(err) {
+			// A POST creates (a PATCH may not be idempotent either):
+			// repeating it after a 5xx or a broken connection may do it
+			// twice. Only answers that guarantee Zoho did nothing (429,
+			// token trouble, a connection never made) are retried here; the
+			// worker's journal resolves the rest.
 			return res, err
 		}
+		ambiguous = ambiguous || !notProcessed(err)
 		var hint time.Duration
 		var ze *Error
 		if errors.As(err, &ze) {
@@ -435,6 +451,16 @@ func (c *Client) do(ctx context.Context, r *request) (*rawResult, error) {
 		}
 	}
 }
+
+// maybeAppliedError marks the final error of a request that was retried
+// after an ambiguous failure: an earlier attempt may have been carried out
+// even though the last answer says otherwise (NotApplied is false).
+type maybeAppliedError struct{ err error }
+
+func (e *maybeAppliedError) Error() string {
+	return e.err.Error() + " (after a retry: an earlier attempt may have been carried out)"
+}
+func (e *maybeAppliedError) Unwrap() error { return e.err }
 
 // attempt performs one HTTP exchange. reauth=true asks the caller to retry
 // once after the token was invalidated.

@@ -155,6 +155,15 @@ func chunks(n, size int) [][2]int {
 	return out
 }
 
+// maybeApplied marks err when a request behind it was retried after an
+// ambiguous failure (see MaybeApplied).
+func maybeApplied(ambiguous bool, err error) error {
+	if !ambiguous || err == nil {
+		return err
+	}
+	return &maybeAppliedError{err}
+}
+
 // batchResult gathers the per-record failures of results into a *BatchError.
 func batchResult(api string, results []RecordResult) error {
 	var failed []RecordError
@@ -196,7 +205,7 @@ func (s *CRMService) write(ctx context.Context, method, rel string, recs []Recor
 	}
 	results := make([]RecordResult, 0, len(recs))
 	var last *Response
-	attempts := 0
+	attempts, ambiguous := 0, false
 	for _, ch := range chunks(len(recs), MaxWriteBatch) {
 		body := map[string]any{"data": recs[ch[0]:ch[1]]}
 		opts.apply(body)
@@ -206,6 +215,7 @@ func (s *CRMService) write(ctx context.Context, method, rel string, recs []Recor
 		}
 		res, err := s.c.do(ctx, &request{api: APICRM, method: method, path: rel, body: b, contentType: "application/json"})
 		if res != nil {
+			ambiguous = ambiguous || res.ambiguous
 			attempts += res.attempts
 			last = res.response()
 			last.Attempts = attempts
@@ -226,7 +236,7 @@ func (s *CRMService) write(ctx context.Context, method, rel string, recs []Recor
 			results = append(results, resultFromMap(ch[0]+i, it))
 		}
 	}
-	return results, last, batchResult(APICRM, results)
+	return results, last, maybeApplied(ambiguous, batchResult(APICRM, results))
 }
 
 // CreateRecords inserts records (any number; sent 100 per call).
@@ -293,6 +303,7 @@ func (s *CRMService) DeleteRecords(ctx context.Context, module string, ids []str
 	}
 	results := make([]RecordResult, 0, len(ids))
 	var last *Response
+	ambiguous := false
 	for _, ch := range chunks(len(ids), MaxWriteBatch) {
 		q := url.Values{"ids": {strings.Join(ids[ch[0]:ch[1]], ",")}}
 		if opts != nil && opts.WFTrigger != nil {
@@ -300,6 +311,7 @@ func (s *CRMService) DeleteRecords(ctx context.Context, module string, ids []str
 		}
 		res, err := s.c.do(ctx, &request{api: APICRM, method: http.MethodDelete, path: rel, query: q})
 		last = res.response()
+		ambiguous = ambiguous || (res != nil && res.ambiguous)
 		var items []map[string]any
 		ok := false
 		if res != nil && (err == nil || res.status == http.StatusBadRequest) {
@@ -320,7 +332,7 @@ func (s *CRMService) DeleteRecords(ctx context.Context, module string, ids []str
 			results = append(results, r)
 		}
 	}
-	return results, last, batchResult(APICRM, results)
+	return results, last, maybeApplied(ambiguous, batchResult(APICRM, results))
 }
 
 // GetOptions tunes GetRecord.

@@ -243,7 +243,8 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 // of a batch. Timeouts, 5xx and broken connections are not among them: Zoho
 // may have acted before the answer was lost.
 func NotApplied(err error) bool {
-	if err == nil {
+	var ma *maybeAppliedError
+	if err == nil || errors.As(err, &ma) {
 		return false
 	}
 	var (
@@ -262,4 +263,13 @@ func NotApplied(err error) bool {
 		return be.AllFailed()
 	}
 	return false
+}
+
+// MaybeApplied reports the final error of a request the client retried
+// after an ambiguous failure (a 5xx, a lost answer): whatever the last
+// answer says, an earlier attempt may have been carried out. The worker
+// treats the step as in doubt rather than as refused.
+func MaybeApplied(err error) bool {
+	var ma *maybeAppliedError
+	return errors.As(err, &ma)
 }
