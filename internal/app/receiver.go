@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -92,6 +93,7 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return err
 	}
 	defer bb.Close()
+	bodyLimit := fitBodyLimit(o.BodyLimit, bb.NC.MaxPayload(), log)
 
 	reg := prometheus.NewRegistry()
 	kvo, err := kvOptions(reg, log)
@@ -130,7 +132,7 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		CRMWorkflowHooks: wfHooks,
 		BooksHooks:       booksHooks,
 		Connection:       o.Connection,
-		BodyLimit:        o.BodyLimit,
+		BodyLimit:        bodyLimit,
 		Logger:           log,
 		Registry:         reg,
 	})
@@ -195,4 +197,25 @@ func (a anyVerifier) VerifyChannelToken(ctx context.Context, channelID, token st
 		}
 	}
 	return "", "", false
+}
+
+// eventOverhead is room for the envelope's own fields and headers.
+const eventOverhead = 16 << 10
+
+// fitBodyLimit lowers the body limit to what the NATS server accepts in one
+// event: a hook's event holds its body twice (values and raw body). Without
+// it, a callback under -body-limit but over max_payload (1 MiB on a default
+// nats-server) would get 503s forever; lowered, it gets a 413 and Zoho
+// stops retrying something that can never be stored.
+func fitBodyLimit(limit, maxPayload int64, log *slog.Logger) int64 {
+	if maxPayload <= 0 {
+		return limit
+	}
+	fit := max((maxPayload-eventOverhead)/2, 1)
+	if limit <= 0 || limit > fit {
+		log.Warn("-body-limit lowered to what the NATS server accepts in one event (raise max_payload to accept larger callbacks)",
+			"body_limit", limit, "effective", fit, "nats_max_payload", maxPayload)
+		return fit
+	}
+	return limit
 }

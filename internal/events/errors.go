@@ -9,4 +9,7 @@ var (
 	// ErrUnavailable: JetStream did not acknowledge in time; the caller should
 	// answer 503 so Zoho retries.
 	ErrUnavailable = errors.New("events: jetstream unavailable")
+	// ErrTooLarge: the encoded event exceeds the NATS server's max_payload;
+	// no retry can store it (the receiver answers 413).
+	ErrTooLarge = errors.New("events: event larger than the NATS server's max_payload")
 )

@@ -113,6 +113,9 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 		if err == nil {
 			return PublishResult{ID: e.ID, Subject: subj, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return PublishResult{}, fmt.Errorf("%w: event %s is %d bytes: %v", ErrTooLarge, e.ID, len(data), err)
+		}
 		if !retryablePublishError(err) {
 			return PublishResult{}, fmt.Errorf("events: publish %s: %w", e.ID, err)
 		}

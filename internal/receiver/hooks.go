@@ -41,9 +41,9 @@ type HookConfig struct {
 	RecordIDField string
 }
 
-func (h HookConfig) withDefaults() HookConfig {
+func (h HookConfig) withDefaults(connection string) HookConfig {
 	if h.Connection == "" {
-		h.Connection = "default"
+		h.Connection = connection // the receiver's -connection, like notifications
 	}
 	if h.SecretHeader == "" {
 		h.SecretHeader = "X-Zohook-Secret"
@@ -69,7 +69,7 @@ func (s *Server) hook(kind string, hooks map[string]HookConfig, c echo.Context) 
 	if !ok {
 		return h, &RequestError{Status: http.StatusNotFound, Body: ErrorBody{Error: fmt.Sprintf("no %s hook named %q is configured", kind, c.Param("name"))}}
 	}
-	return h.withDefaults(), nil
+	return h.withDefaults(s.cfg.Connection), nil
 }
 
 // checkSecret compares the secret from the header or the query parameter

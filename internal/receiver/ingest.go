@@ -80,6 +80,10 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 		}
 		s.metrics.published.WithLabelValues(string(envs[i].Source), result).Inc()
 	}
+	if errors.Is(err, events.ErrTooLarge) {
+		s.log.Error("callback too large for the NATS server; answering 413", "route", c.Path(), "events", len(envs), "err", err)
+		return &RequestError{Status: http.StatusRequestEntityTooLarge, Body: ErrorBody{Error: "callback too large to store"}}
+	}
 	if err != nil {
 		s.log.Error("events not stored; answering 503 so Zoho retries",
 			"route", c.Path(), "events", len(envs), "stored", len(out.EventIDs), "err", err)

@@ -92,3 +92,16 @@ func TestNotifyStoresEachRecordsShareOnly(t *testing.T) {
 		t.Fatalf("%d records stored %d bytes of body for a %d-byte callback: each must keep only its share", n, total, len(body))
 	}
 }
+
+// A hook without its own connection belongs to the receiver's -connection,
+// as notifications do.
+func TestHookDefaultsToTheReceiversConnection(t *testing.T) {
+	h := start(t, nil, withHooks, func(c *receiver.Config) { c.Connection = "acme" })
+	hdr := http.Header{"X-Zohook-Secret": {hookSecret}}
+	if code, out := h.do(t, "/zoho/crm/workflow/deal-stage", "application/json", hdr, []byte(`{"id":"5725767000000524157"}`)); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	if envs := h.env.Envelopes(t); len(envs) != 1 || envs[0].Connection != "acme" {
+		t.Fatalf("stored %+v, want connection acme", envs)
+	}
+}
