@@ -119,7 +119,7 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		for _, e := range envs {
 			if e.Source == events.SourceCRMNotify && e.ServerTime > 0 {
 				if err := seen.MarkSeen(mctx, e.Connection, e.Module, e.RecordID, time.UnixMilli(e.ServerTime)); err != nil {
-					log.Debug("mark seen", "event_id", e.ID, "err", err)
+					log.Warn("could not mark a change as received for reconciliation (it may be republished once)", "event_id", e.ID, "err", err)
 				}
 			}
 		}

@@ -92,7 +92,11 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 	}
 	s.log.Debug("events stored", "route", c.Path(), "accepted", out.Accepted, "duplicates", out.Duplicates)
 	if s.cfg.OnStored != nil {
-		go s.cfg.OnStored(envs)
+		s.stored.Add(1)
+		go func() {
+			defer s.stored.Done()
+			s.cfg.OnStored(envs)
+		}()
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -2,11 +2,16 @@ package receiver_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/receiver"
 )
 
@@ -103,5 +108,33 @@ func TestHookDefaultsToTheReceiversConnection(t *testing.T) {
 	}
 	if envs := h.env.Envelopes(t); len(envs) != 1 || envs[0].Connection != "acme" {
 		t.Fatalf("stored %+v, want connection acme", envs)
+	}
+}
+
+// A signal right at start can make Shutdown run before Serve: Serve must
+// then return at once, not serve on while the event store is closed.
+func TestShutdownBeforeServeStopsServe(t *testing.T) {
+	env := eventstest.Start(t)
+	srv, err := receiver.New(receiver.Config{Publisher: events.NewPublisher(env.JS, env.Stream), CRMTokens: receiver.NewStaticTokens([]string{token})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve kept serving after Shutdown")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -67,6 +68,9 @@ type Server struct {
 	metrics  *metrics
 	log      *slog.Logger
 	http     *http.Server
+	// stored tracks OnStored calls, so Shutdown lets them finish before
+	// the caller closes what they write to.
+	stored sync.WaitGroup
 }
 
 // New builds a Server; call Serve or use Handler.
@@ -111,6 +115,14 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	s.echo = e
+	// Made here, not in Serve: a Shutdown that comes first (a signal right
+	// at start) then makes Serve return at once instead of being a no-op.
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
 	return s, nil
 }
 
@@ -119,12 +131,6 @@ func (s *Server) Handler() http.Handler { return s.echo }
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	s.http = &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -133,12 +139,20 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests (and
-// so their publishes) to finish, or for ctx to end.
+// so their publishes) and the OnStored calls they started to finish, or for
+// ctx to end. Serve called after Shutdown returns at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.http == nil {
-		return nil
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.stored.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
 	}
-	return s.http.Shutdown(ctx)
+	return err
 }
 
 func (s *Server) readyz(c echo.Context) error {
