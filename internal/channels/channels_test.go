@@ -457,3 +457,42 @@ func TestTwoManagersNeverSyncAtOnce(t *testing.T) {
 		t.Fatalf("%d channels, want 1", len(chs))
 	}
 }
+
+// nats.go ends a KV watch for good when it cannot re-create the watch's
+// consumer (here: the bucket deleted, and still missing when the watch
+// tries again). The verifier must watch again once the bucket is back, or
+// channels subscribed afterwards get 401 until the receiver restarts.
+func TestVerifierWatchesAgainAfterItsWatchEnds(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	v, err := NewTokenVerifier(ctx, e.jsEnv.JS, VerifierConfig{Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := e.jsEnv.JS.DeleteKeyValue(ctx, DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for v.ended.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch of a deleted bucket never ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := e.manager(t, Config{Connection: "eu"}) // creates the bucket again
+	if _, err := m.Sync(ctx, []string{"Deals.all"}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.fake.Channels()[0]
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		if _, _, ok := v.VerifyChannelToken(ctx, c.ChannelID, c.Token); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a channel stored after the watch ended is still unknown")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zohook/zohook/internal/events"
@@ -19,8 +21,14 @@ import (
 // ChannelTokenVerifier.
 type TokenVerifier struct {
 	log  *slog.Logger
-	w    jetstream.KeyWatcher
+	kv   jetstream.KeyValue
 	done chan struct{}
+	stop chan struct{} // closed by Close
+
+	wmu sync.Mutex
+	w   jetstream.KeyWatcher // the current watch
+
+	ended atomic.Int32 // watches that ended under us (tests, and a sign of NATS trouble)
 
 	mu    sync.RWMutex
 	known map[string]verifierEntry // channel id → entry
@@ -52,55 +60,112 @@ func NewTokenVerifier(ctx context.Context, js jetstream.JetStream, cfg VerifierC
 	if err != nil {
 		return nil, err
 	}
-	// The watcher outlives the constructor's context: it stops with Close.
-	w, err := kv.WatchAll(context.WithoutCancel(ctx))
-	if err != nil {
+	v := &TokenVerifier{log: cfg.Logger, kv: kv, done: make(chan struct{}), stop: make(chan struct{}), known: map[string]verifierEntry{}}
+	// The initial values are loaded before returning, so a receiver that
+	// starts right after sees every existing channel.
+	if err := v.watch(ctx); err != nil {
 		return nil, fmt.Errorf("channels: watch %s: %w", cfg.Bucket, err)
 	}
-	v := &TokenVerifier{log: cfg.Logger, w: w, done: make(chan struct{}), known: map[string]verifierEntry{}}
-	// Apply the initial values synchronously (a nil entry marks their end) so
-	// a receiver that starts right after sees every existing channel.
+	go v.follow()
+	return v, nil
+}
+
+// watch starts a watch of the bucket and loads its current entries, which
+// replace what the verifier knew (entries deleted while no watch ran are
+// dropped).
+func (v *TokenVerifier) watch(ctx context.Context) error {
+	// The watcher outlives ctx: it stops with Close.
+	w, err := v.kv.WatchAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	known := map[string]verifierEntry{}
 	for {
 		select {
 		case <-ctx.Done():
 			_ = w.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, errors.New("channels: watch closed during initial load")
+				return errors.New("watch closed during the initial load")
 			}
-			if e == nil {
-				go v.follow()
-				return v, nil
+			if e != nil {
+				v.apply(known, e)
+				continue
 			}
-			v.apply(e)
+			v.mu.Lock()
+			v.known = known
+			v.mu.Unlock()
+			v.wmu.Lock()
+			v.w = w
+			select {
+			case <-v.stop: // Close ran while this watch started
+				_ = w.Stop()
+			default:
+			}
+			v.wmu.Unlock()
+			return nil
 		}
 	}
 }
 
+// follow applies changes until Close. nats.go ends a watch for good when it
+// cannot re-create its consumer (a bucket re-created, a long outage): the
+// verifier then watches again, with backoff, instead of going stale while
+// the worker subscribes new channels (their notifications would get 401).
 func (v *TokenVerifier) follow() {
 	defer close(v.done)
-	for e := range v.w.Updates() {
-		if e != nil {
-			v.apply(e)
+	wait := 100 * time.Millisecond
+	for {
+		v.wmu.Lock()
+		w := v.w
+		v.wmu.Unlock()
+		for e := range w.Updates() {
+			if e != nil {
+				v.mu.Lock()
+				v.apply(v.known, e)
+				v.mu.Unlock()
+			}
+		}
+		select {
+		case <-v.stop:
+			return
+		default:
+		}
+		v.ended.Add(1)
+		v.log.Error("channels: the watch of channel tokens ended; watching again", "bucket", v.kv.Bucket())
+		for {
+			select {
+			case <-v.stop:
+				return
+			case <-time.After(wait):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := v.watch(ctx)
+			cancel()
+			if err == nil {
+				wait = 100 * time.Millisecond
+				break
+			}
+			v.log.Error("channels: watching channel tokens failed", "bucket", v.kv.Bucket(), "err", err)
+			wait = min(2*wait, 5*time.Second)
 		}
 	}
 }
 
-func (v *TokenVerifier) apply(e jetstream.KeyValueEntry) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+// apply records one entry in known (the caller holds v.mu when known is v.known).
+func (v *TokenVerifier) apply(known map[string]verifierEntry, e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(v.known, e.Key())
+		delete(known, e.Key())
 		return
 	}
 	var en Entry
 	if err := json.Unmarshal(e.Value(), &en); err != nil || en.Token == "" {
 		v.log.Warn("channels: ignoring malformed channel entry", "key", e.Key())
-		delete(v.known, e.Key())
+		delete(known, e.Key())
 		return
 	}
-	v.known[e.Key()] = verifierEntry{conn: en.Connection, module: en.Module, sum: tokenSum(en.Token)}
+	known[e.Key()] = verifierEntry{conn: en.Connection, module: en.Module, sum: tokenSum(en.Token)}
 }
 
 // VerifyChannelToken reports whether token is the one stored for channelID,
@@ -130,6 +195,9 @@ func (v *TokenVerifier) Len() int {
 
 // Close stops the watch.
 func (v *TokenVerifier) Close() {
+	close(v.stop)
+	v.wmu.Lock()
 	_ = v.w.Stop()
+	v.wmu.Unlock()
 	<-v.done
 }
