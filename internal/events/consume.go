@@ -27,7 +27,11 @@ type ConsumerConfig struct {
 	// Default 30s.
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries of one event; after the last failed one
-	// the worker dead-letters it. Default 10.
+	// the worker dead-letters it. Default 10; negative means no limit. The
+	// worker enforces it, not the server: the consumers are created with no
+	// delivery limit, because an event the server stops redelivering (the
+	// dead-letter write failed, the worker crashed or shut down during its
+	// last delivery) would be lost without a dead letter.
 	MaxDeliver int
 	// MaxAckPending per partition: events in flight at once. Default 256.
 	MaxAckPending int
@@ -84,7 +88,7 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, scfg StreamCon
 			FilterSubject:  PartitionFilter(p),
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        ccfg.AckWait,
-			MaxDeliver:     ccfg.MaxDeliver,
+			MaxDeliver:     -1, // enforced by the worker; see ConsumerConfig.MaxDeliver
 			MaxAckPending:  ccfg.MaxAckPending,
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 			PriorityPolicy: jetstream.PriorityPolicyPinned,

@@ -28,8 +28,20 @@ type lane struct {
 
 func newLanes() *lanes { return &lanes{m: map[string]*lane{}} }
 
-// admit reports whether m should run now; otherwise it is queued.
-func (l *lanes) admit(key string, m *Message) bool {
+// admission is what dispatch does with a delivered message.
+type admission int
+
+const (
+	admitRun    admission = iota // start a lane runner with it
+	admitQueued                  // held in its record's queue
+	admitRefuse                  // shutting down: release it (nak) untouched
+)
+
+// admit decides what happens to m. Once stopping, nothing new starts: a
+// message that could run now is refused, but one that would wait behind an
+// event of its record still in this process is queued, so it is released
+// only after that event settles and cannot overtake it in another worker.
+func (l *lanes) admit(key string, m *Message, stopping bool) admission {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ln := l.m[key]
@@ -41,15 +53,21 @@ func (l *lanes) admit(key string, m *Message) bool {
 		// A redelivery of a message we hold (its ack wait lapsed): keep the
 		// newest handle, run it once.
 		ln.queue[i] = m
-		return false
+		return admitQueued
 	}
 	if !ln.running && (ln.blockedBy == 0 || ln.blockedBy == m.Sequence) {
+		if stopping {
+			if ln.blockedBy == 0 && len(ln.queue) == 0 {
+				delete(l.m, key)
+			}
+			return admitRefuse
+		}
 		ln.running = true
-		return true
+		return admitRun
 	}
 	i, _ := slices.BinarySearchFunc(ln.queue, m.Sequence, cmpSeq)
 	ln.queue = slices.Insert(ln.queue, i, m)
-	return false
+	return admitQueued
 }
 
 func cmpSeq(m *Message, seq uint64) int {
@@ -69,6 +87,12 @@ func (l *lanes) done(key string, m *Message, failedForRetry bool) *Message {
 	defer l.mu.Unlock()
 	ln := l.m[key]
 	ln.running = false
+	// A copy of m queued while it ran (JetStream redelivered it) must not
+	// run again: m is settled now. Left queued as the blocker's only handle
+	// it would also stall the record forever (kept alive, never run, later
+	// redeliveries folded into it). Dropped, it is no longer kept alive, so
+	// if m's settlement was lost JetStream still redelivers it.
+	ln.queue = slices.DeleteFunc(ln.queue, func(q *Message) bool { return q.Sequence == m.Sequence })
 	if failedForRetry {
 		ln.blockedBy = m.Sequence
 		return nil

@@ -68,6 +68,12 @@ type Runner struct {
 	lanes *lanes
 	sem   chan struct{}
 	wg    sync.WaitGroup
+	// mu orders lane admissions (and their wg.Add) before the shutdown's
+	// wg.Wait: once stopping is set nothing new starts.
+	mu       sync.Mutex
+	stopping bool
+	// rctx is Run's context: when it ends, no event starts any more.
+	rctx context.Context
 	// hctx is the handlers' context: it outlives Run's context by the grace
 	// period so in-flight events can finish.
 	hctx    context.Context
@@ -109,6 +115,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.rctx = ctx
 	r.hctx, r.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.hcancel()
 	var ccs []jetstream.ConsumeContext
@@ -128,19 +135,39 @@ func (r *Runner) Run(ctx context.Context) error {
 		ccs = append(ccs, cc)
 	}
 	r.log.Info("worker consuming", "stream", r.cfg.Stream.Name, "partitions", len(cons), "concurrency", r.cfg.Concurrency)
-	r.keepHeldAlive(ctx)
+	// Queued events are kept alive until the very end, through the grace
+	// period too: they are released (nak'ed) only once the events of their
+	// records that are still running here have settled.
+	stopKeep := make(chan struct{})
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.keepHeldAlive(stopKeep) }()
+	<-ctx.Done()
+	grace, graceCancel := context.WithTimeout(context.Background(), r.cfg.ShutdownGrace)
+	defer graceCancel()
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
 	for _, cc := range ccs {
 		cc.Stop()
+	}
+	// Stop does not wait for a consume callback in progress; Closed does.
+	for _, cc := range ccs {
+		select {
+		case <-cc.Closed():
+		case <-grace.Done():
+		}
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(r.cfg.ShutdownGrace):
+	case <-grace.Done():
 		r.log.Warn("shutdown grace elapsed; cancelling in-flight events (they will be redelivered)")
 		r.hcancel()
 		<-done
 	}
+	close(stopKeep)
+	<-kept
 	// Release events still queued behind a blocked record: redelivered to
 	// whichever worker holds the partition next.
 	for _, m := range r.lanes.held() {
@@ -150,14 +177,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// keepHeldAlive sends in-progress acks for queued events until ctx ends, so
-// JetStream does not redeliver what this process is holding in order.
-func (r *Runner) keepHeldAlive(ctx context.Context) {
+// keepHeldAlive sends in-progress acks for queued events until stop is
+// closed, so JetStream does not redeliver what this process is holding in
+// order.
+func (r *Runner) keepHeldAlive(stop <-chan struct{}) {
 	t := time.NewTicker(r.cfg.Consumer.AckWait / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case <-t.C:
 			for _, m := range r.lanes.held() {
@@ -184,9 +212,19 @@ func (r *Runner) dispatch(partition int, msg jetstream.Msg) {
 	m := &Message{Envelope: env, Subject: msg.Subject(), Sequence: meta.Sequence.Stream,
 		Delivered: int(meta.NumDelivered), Partition: partition, msg: msg}
 	key := events.RecordKey(env)
-	if r.lanes.admit(key, m) {
+	r.mu.Lock()
+	adm := r.lanes.admit(key, m, r.stopping)
+	if adm == admitRun {
 		r.wg.Add(1)
+	}
+	r.mu.Unlock()
+	switch adm {
+	case admitRun:
 		go r.runLane(key, m)
+	case admitRefuse:
+		// Shutting down: another worker takes it now rather than after the
+		// ack wait.
+		_ = msg.Nak()
 	}
 }
 
@@ -201,16 +239,31 @@ func (r *Runner) runLane(key string, m *Message) {
 // handle runs one delivery and settles it; it reports whether the event was
 // nak'ed for a retry (which blocks its record's lane).
 func (r *Runner) handle(m *Message) (retry bool) {
+	// Kept alive while it waits for a slot too: a wait longer than the ack
+	// wait would otherwise get it redelivered while this process holds it.
+	stop := r.keepAlive(m)
+	acquired := false
 	select {
 	case r.sem <- struct{}{}:
-	case <-r.hctx.Done():
+		acquired = true
+	case <-r.rctx.Done():
+	}
+	if r.rctx.Err() != nil {
+		// Shutting down: only handlers already running may finish. Started
+		// now, it could still run when the worker that takes the partition
+		// gets it too; released now, only that worker runs it.
+		if acquired {
+			<-r.sem
+		}
+		stop()
 		_ = m.msg.Nak()
 		return true
 	}
 	defer func() { <-r.sem }()
+	// The ack timer restarts now, not at the next keep-alive tick.
+	_ = m.InProgress()
 
 	start := time.Now()
-	stop := r.keepAlive(m)
 	err := r.handleWithPatience(m)
 	stop()
 	d := time.Since(start)
@@ -227,8 +280,15 @@ func (r *Runner) handle(m *Message) (retry bool) {
 		}
 		r.observe(m, OutcomeAcked, d)
 		return false
+	// The delivery limit is ours alone (the consumer has none): past it the
+	// event is dead-lettered, and redelivered until that succeeds.
 	case IsPermanent(err) || m.Delivered >= r.cfg.Consumer.MaxDeliver && r.cfg.Consumer.MaxDeliver > 0:
-		r.deadLetter(m, err)
+		if !r.deadLetter(m, err) {
+			// Not stored: it comes back (nak'ed), and the newer events of
+			// its record wait for it as for any retry.
+			r.observe(m, OutcomeRetried, d)
+			return true
+		}
 		r.observe(m, OutcomeDeadLettered, d)
 		return false
 	default:
@@ -259,13 +319,19 @@ func (r *Runner) handleWithPatience(m *Message) error {
 		select {
 		case <-r.hctx.Done():
 			return err
+		case <-r.rctx.Done():
+			// Shutting down: do not hold the grace period for a wait;
+			// the retry resumes from the journal.
+			return err
 		case <-time.After(wait):
 		}
 		waited += wait
 	}
 }
 
-func (r *Runner) deadLetter(m *Message, cause error) {
+// deadLetter stores or terminates m; it reports false when the dead-letter
+// write failed and m was nak'ed to try again.
+func (r *Runner) deadLetter(m *Message, cause error) (settled bool) {
 	reason := "permanent failure"
 	if !IsPermanent(cause) {
 		reason = "out of deliveries (" + strconv.Itoa(m.Delivered) + ")"
@@ -275,17 +341,19 @@ func (r *Runner) deadLetter(m *Message, cause error) {
 		defer cancel()
 		if err := r.cfg.DeadLetter.DeadLetter(ctx, m, cause); err != nil {
 			// Not stored in the DLQ: keep the event in the main stream for a
-			// later retry rather than lose it.
+			// later retry rather than lose it. The consumer has no server-side
+			// delivery limit, so JetStream does redeliver it.
 			r.log.Error("dead letter failed; event stays for redelivery", "event_id", m.Envelope.ID, "err", err)
 			_ = m.msg.NakWithDelay(r.cfg.RetryMax)
-			return
+			return false
 		}
 		_ = m.msg.Ack()
 		r.log.Warn("event dead-lettered", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
-		return
+		return true
 	}
 	_ = m.msg.TermWithReason(reason)
 	r.log.Error("event terminated", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
+	return true
 }
 
 // keepAlive sends in-progress acks so a long event is not redelivered to
