@@ -225,10 +225,12 @@ func TestDeadLetterFailureOnLastDeliveryIsRetried(t *testing.T) {
 // the next worker runs it once and in order.
 func TestShutdownStartsNothingNew(t *testing.T) {
 	env := eventstest.Start(t)
-	publishEnvelopes(t, env, envelope("X", "1001"), envelope("B", "2002"), envelope("X2", "1001"))
+	publishEnvelopes(t, env, envelope("X", "1001"))
 	c := newCalls()
 	xRunning := make(chan struct{})
 	releaseX := make(chan struct{})
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(releaseX) }) }
 	handler := func(name string) worker.Handler {
 		return worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error {
 			c.start(name, m)
@@ -246,7 +248,9 @@ func TestShutdownStartsNothingNew(t *testing.T) {
 			ShutdownGrace: 20 * time.Second, RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}
 	}
 	stop1 := startRunner(t, cfg("w1"))
+	t.Cleanup(release) // before w1's stop (cleanups run last first): a failure must not hang
 	<-xRunning
+	publishEnvelopes(t, env, envelope("B", "2002"), envelope("X2", "1001"))
 	// All three delivered to w1 (X running, B waiting, X2 queued).
 	eventually(t, "events delivered to w1", func() bool {
 		return ackPending(t, env) == 3
@@ -260,7 +264,7 @@ func TestShutdownStartsNothingNew(t *testing.T) {
 		t.Fatal("w1 stopped while its handler still ran")
 	default:
 	}
-	close(releaseX)
+	release()
 	<-stopped1
 	eventually(t, "X2 handled", func() bool { return c.isDone("X", "X2") }, c.String)
 	c.mu.Lock()
