@@ -281,8 +281,11 @@ func (r *Runner) handle(m *Message) (retry bool) {
 		r.observe(m, OutcomeAcked, d)
 		return false
 	// The delivery limit is ours alone (the consumer has none): past it the
-	// event is dead-lettered, and redelivered until that succeeds.
-	case IsPermanent(err) || m.Delivered >= r.cfg.Consumer.MaxDeliver && r.cfg.Consumer.MaxDeliver > 0:
+	// event is dead-lettered, and redelivered until that succeeds. A rate
+	// limit (or a refused token refresh) does not exhaust it: Zoho only said
+	// "later", and dead-lettering every waiting event would leave a mass
+	// replay to do once the quota or the token is back.
+	case IsPermanent(err) || !IsRateLimited(err) && m.Delivered >= r.cfg.Consumer.MaxDeliver && r.cfg.Consumer.MaxDeliver > 0:
 		if !r.deadLetter(m, err) {
 			// Not stored: it comes back (nak'ed), and the newer events of
 			// its record wait for it as for any retry.
