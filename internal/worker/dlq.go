@@ -194,6 +194,12 @@ func (d *DLQ) Replay(ctx context.Context, eventID string) error {
 		return fmt.Errorf("replay %s: %w", eventID, err)
 	}
 	if err := d.stream.DeleteMsg(ctx, dl.Sequence); err != nil {
+		// The replayed event may already have failed again: its new dead
+		// letter replaced this one (one per event), so it is gone, which
+		// is all the deletion was for.
+		if _, gerr := d.stream.GetMsg(ctx, dl.Sequence); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return nil
+		}
 		return fmt.Errorf("replay %s: republished, but removing the dead letter failed: %w", eventID, err)
 	}
 	return nil
