@@ -297,3 +297,39 @@ func ackPending(t *testing.T, env *eventstest.Env) int {
 	}
 	return n
 }
+
+// At shutdown a record's events queued behind its blocker (an event nak'ed
+// for a retry) are released after the blocker comes back, so the worker
+// that takes the partition runs the blocker first: released at once, the
+// newer event would run there before the older one it was waiting for.
+func TestShutdownReleasesQueuedEventsAfterTheirBlocker(t *testing.T) {
+	env := eventstest.Start(t)
+	c := newCalls()
+	handler := func(name string) worker.Handler {
+		return worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error {
+			if c.start(name, m) == 1 && m.Envelope.ID == "A1" {
+				return errors.New("zoho 503") // retried after RetryBase
+			}
+			c.finish(m.Envelope.ID)
+			return nil
+		})
+	}
+	cfg := func(name string) worker.Config {
+		return worker.Config{JS: env.JS, Stream: env.Stream, Handler: handler(name), Concurrency: 2,
+			Consumer:  events.ConsumerConfig{MaxDeliver: 10, AckWait: 5 * time.Second, PinnedTTL: time.Second},
+			RetryBase: 1500 * time.Millisecond, RetryMax: 1500 * time.Millisecond}
+	}
+	stop1 := startRunner(t, cfg("w1"))
+	publishEnvelopes(t, env, envelope("A1", "3003"))
+	eventually(t, "A1 failed once", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.runs["A1"]) == 1 }, c.String)
+	publishEnvelopes(t, env, envelope("A2", "3003"))
+	eventually(t, "A2 queued in w1", func() bool { return ackPending(t, env) == 2 }, c.String)
+	stop1()
+	startRunner(t, cfg("w2"))
+	eventually(t, "both handled", func() bool { return c.isDone("A1", "A2") }, c.String)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Equal(c.seq, []string{"A1", "A2"}) {
+		t.Fatalf("completed in order %v, want A1 then A2 (runs %v)", c.seq, c.runs)
+	}
+}

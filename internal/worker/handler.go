@@ -21,13 +21,9 @@ type Message struct {
 	Attempt   int
 	Partition int
 	msg       jetstream.Msg
-}
-
-// FirstRun reports whether the handler has never seen this event before:
-// first delivery, first attempt, not a replay. Only then can the handler
-// skip looking for work an earlier run recorded.
-func (m *Message) FirstRun() bool {
-	return m.Delivered <= 1 && m.Attempt <= 1 && m.Envelope.Replay == 0
+	// retryAt: when JetStream redelivers it after a nak for a retry; its
+	// record's queued events are released after it at shutdown.
+	retryAt time.Time
 }
 
 // InProgress tells JetStream the event is still being worked on, resetting

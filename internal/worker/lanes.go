@@ -3,6 +3,7 @@ package worker
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // lanes keeps events of one record in order within this process. Pinned
@@ -24,6 +25,7 @@ type lane struct {
 	running   bool
 	queue     []*Message // sorted by stream sequence
 	blockedBy uint64     // sequence of the event awaiting its retry; 0 = none
+	retryAt   time.Time  // when the blocker is redelivered
 }
 
 func newLanes() *lanes { return &lanes{m: map[string]*lane{}} }
@@ -94,7 +96,7 @@ func (l *lanes) done(key string, m *Message, failedForRetry bool) *Message {
 	// if m's settlement was lost JetStream still redelivers it.
 	ln.queue = slices.DeleteFunc(ln.queue, func(q *Message) bool { return q.Sequence == m.Sequence })
 	if failedForRetry {
-		ln.blockedBy = m.Sequence
+		ln.blockedBy, ln.retryAt = m.Sequence, m.retryAt
 		return nil
 	}
 	if ln.blockedBy == m.Sequence {
@@ -110,6 +112,26 @@ func (l *lanes) done(key string, m *Message, failedForRetry bool) *Message {
 		delete(l.m, key) // only records with work or a blocker stay
 	}
 	return nil
+}
+
+// heldMsg is a queued message and the earliest time to release it: after
+// its record's blocker comes back.
+type heldMsg struct {
+	m     *Message
+	after time.Time
+}
+
+// release returns every queued message with its release time (shutdown).
+func (l *lanes) release() []heldMsg {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []heldMsg
+	for _, ln := range l.m {
+		for _, m := range ln.queue {
+			out = append(out, heldMsg{m: m, after: ln.retryAt})
+		}
+	}
+	return out
 }
 
 // held returns the queued messages (to keep them alive or release them).

@@ -168,14 +168,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	close(stopKeep)
 	<-kept
-	// Release events still queued behind a blocked record: redelivered to
-	// whichever worker holds the partition next.
-	for _, m := range r.lanes.held() {
-		_ = m.msg.Nak()
+	// Release events still queued behind a blocked record to whichever
+	// worker holds the partition next, after their blocker: redelivered
+	// before it, they would run first there and overtake it.
+	for _, h := range r.lanes.release() {
+		_ = h.m.msg.NakWithDelay(max(time.Until(h.after), 0) + releaseMargin)
 	}
 	r.log.Info("worker stopped")
 	return nil
 }
+
+// releaseMargin: how long after its blocker's redelivery a released queued
+// event comes back, so the next worker sees the blocker first.
+const releaseMargin = time.Second
 
 // keepHeldAlive sends in-progress acks for queued events until stop is
 // closed, so JetStream does not redeliver what this process is holding in
@@ -257,6 +262,7 @@ func (r *Runner) handle(m *Message) (retry bool) {
 		}
 		stop()
 		_ = m.msg.Nak()
+		m.retryAt = time.Now()
 		return true
 	}
 	defer func() { <-r.sem }()
@@ -296,6 +302,7 @@ func (r *Runner) handle(m *Message) (retry bool) {
 		return false
 	default:
 		delay := r.backoff(m.Delivered, RetryAfter(err))
+		m.retryAt = time.Now().Add(delay)
 		if nerr := m.msg.NakWithDelay(delay); nerr != nil {
 			r.log.Warn("nak failed; JetStream will redeliver after the ack wait", "event_id", m.Envelope.ID, "err", nerr)
 		}
@@ -347,6 +354,7 @@ func (r *Runner) deadLetter(m *Message, cause error) (settled bool) {
 			// later retry rather than lose it. The consumer has no server-side
 			// delivery limit, so JetStream does redeliver it.
 			r.log.Error("dead letter failed; event stays for redelivery", "event_id", m.Envelope.ID, "err", err)
+			m.retryAt = time.Now().Add(r.cfg.RetryMax)
 			_ = m.msg.NakWithDelay(r.cfg.RetryMax)
 			return false
 		}
