@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
@@ -37,13 +36,7 @@ func TestInDoubtAttachmentIsFoundNotUploadedTwice(t *testing.T) {
 	defer stop()
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/crm/v8/Deals/" + fx.dealID + "/Attachments",
 		AnswerDelay: time.Second, Times: 2})
-	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(context.Background(), []*events.Envelope{{
-		ID: "ev-attach-1", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
-		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx.publishDealUpdate(t, "ev-attach-1")
 	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-attach-1"); return ok })
 	atts := fx.fake.CRMAttachments("Deals", fx.dealID)
 	if len(atts) != 2 {
@@ -85,13 +78,7 @@ func TestInDoubtDeleteThatLandedIsNotDeadLettered(t *testing.T) {
 		"reference_number": "CRM-DEAL-" + fx.dealID})
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodDelete, PathPrefix: "/books/v3/invoices/" + invoice, AnswerDelay: time.Second, Times: 1})
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodDelete, PathPrefix: "/crm/v8/Deals", AnswerDelay: time.Second, Times: 1})
-	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(context.Background(), []*events.Envelope{{
-		ID: "ev-remove-1", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
-		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx.publishDealUpdate(t, "ev-remove-1")
 	deadLettered := func() bool { _, err := fx.dlq.Get(context.Background(), "ev-remove-1"); return err == nil }
 	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-remove-1"); return ok || deadLettered() })
 	if deadLettered() {
@@ -142,15 +129,9 @@ func TestInDoubtDeadLetterPolicyWaitsForAHuman(t *testing.T) {
 			fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/crm/v8/Notes", AnswerDelay: time.Second, Times: 1})
 			ctx := context.Background()
 			id := "ev-note-" + decision
-			_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(ctx, []*events.Envelope{{
-				ID: id, Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
-				RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			fx.publishDealUpdate(t, id)
 			var dl *worker.DeadLetter
-			waitUntil(t, "dead letter", func() bool { dl, err = fx.dlq.Get(ctx, id); return err == nil })
+			waitUntil(t, "dead letter", func() bool { var err error; dl, err = fx.dlq.Get(ctx, id); return err == nil })
 			if !dl.Permanent || dl.Step != "note" || !strings.Contains(dl.Error, "in doubt") || !strings.Contains(dl.Error, "-in-doubt done "+id) {
 				t.Fatalf("dead letter %+v: want a permanent in-doubt failure of step note telling what to run", dl)
 			}
@@ -187,15 +168,9 @@ func TestRefusedStepIsNotInDoubt(t *testing.T) {
 	defer stop()
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/crm/v8/Notes", Status: http.StatusBadRequest, Times: 1})
 	ctx := context.Background()
-	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(ctx, []*events.Envelope{{
-		ID: "ev-refused", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
-		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx.publishDealUpdate(t, "ev-refused")
 	var dl *worker.DeadLetter
-	waitUntil(t, "dead letter", func() bool { dl, err = fx.dlq.Get(ctx, "ev-refused"); return err == nil })
+	waitUntil(t, "dead letter", func() bool { var err error; dl, err = fx.dlq.Get(ctx, "ev-refused"); return err == nil })
 	if strings.Contains(dl.Error, "in doubt") {
 		t.Fatalf("a refused step was taken for in doubt: %s", dl.Error)
 	}

@@ -31,13 +31,7 @@ func TestSkipDoesNotDropATransientFailure(t *testing.T) {
 	fx, stop := setup(t, skipRules)
 	defer stop()
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodPut, PathPrefix: "/crm/v8/Deals", Status: http.StatusServiceUnavailable, Times: 3})
-	_, err := events.NewPublisher(fx.env.JS, fx.env.Stream).Publish(context.Background(), []*events.Envelope{{
-		ID: "ev-skip-1", Source: events.SourceCRMNotify, Connection: "default", Module: "Deals", Operation: events.OpUpdate,
-		RecordID: fx.dealID, ReceivedAt: time.Now().UTC(),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx.publishDealUpdate(t, "ev-skip-1")
 	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-skip-1"); return ok })
 	if d, _ := fx.fake.CRMRecord("Deals", fx.dealID); d["Description"] != "stamped" {
 		t.Fatalf("the step was dropped after a 503: Description %v", d["Description"])
