@@ -1,14 +1,16 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/testutil"
 )
 
@@ -35,17 +37,14 @@ func TestDevModeEndToEnd(t *testing.T) {
 	o.PublishTimeout, o.ShutdownGrace, o.LogLevel = 2*time.Second, 5*time.Second, "info"
 	o.NATS = NATSOptions{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
 	o.Getenv = func(string) string { return "" } // no Zoho credentials: the fake is used
-	o.Worker = WorkerOptions{Rules: "../../rules.yaml", AckWait: 30 * time.Second, MaxDeliver: 5, EventTimeout: time.Minute, ShutdownGrace: time.Second}
+	o.Worker = WorkerOptions{Rules: "../../rules.yaml", MaxDeliver: 5, EventTimeout: time.Minute, ShutdownGrace: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- RunReceiver(ctx, o, &stdout, &stderr) }()
 
-	var curl []string
-	waitUntil(t, "banner with a curl", func() bool {
-		curl = regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`).FindStringSubmatch(stdout.String())
-		return curl != nil
-	})
-	resp, err := http.Post(curl[1], "application/json", strings.NewReader(curl[2]))
+	waitUntil(t, "banner with a curl", func() bool { return bannerCurl.MatchString(stdout.String()) })
+	url, sample := pasteBannerCurl(t, stdout.String())
+	resp, err := http.Post(url, "application/json", bytes.NewReader(sample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,4 +80,17 @@ func TestDevModeEndToEnd(t *testing.T) {
 	if strings.Contains(stderr.String(), devToken) {
 		t.Fatal("logs contain the notification token")
 	}
+}
+
+// startLayout starts an embedded NATS with the whole layout, as a
+// receiver creates it (4 partitions).
+func startLayout(t *testing.T) *eventstest.Env {
+	t.Helper()
+	env := eventstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := EnsureLayout(ctx, env.JS, env.Stream, events.ConsumerConfig{}, events.CreateMissing); err != nil {
+		t.Fatal(err)
+	}
+	return env
 }

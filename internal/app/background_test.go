@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
@@ -19,9 +18,9 @@ import (
 func TestWorkerKeepsChannelsForTheRules(t *testing.T) {
 	fake := zohotest.NewServer()
 	t.Cleanup(fake.Close)
-	env := eventstest.Start(t)
+	env := startLayout(t)
 	cr := fake.Credentials()
-	o := WorkerOptions{Rules: "../../rules.yaml", AckWait: 30 * time.Second, MaxDeliver: 5, EventTimeout: time.Minute,
+	o := WorkerOptions{Rules: "../../rules.yaml", MaxDeliver: 5, EventTimeout: time.Minute,
 		ShutdownGrace: time.Second, Getenv: func(string) string { return "" },
 		ZohoOverride: &zoho.Config{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, RefreshToken: cr.RefreshToken, AccountsURL: fake.URL(), BooksOrgID: cr.OrgID},
 		Background:   BackgroundOptions{NotifyURL: "https://hooks.example.com/zoho/crm/notify", ChannelInterval: time.Hour}}

@@ -65,7 +65,7 @@ itself); disable unsubscribes the given channels, or all of zohook's.`
 		fmt.Fprintln(stderr, "channels:", err)
 		return 1
 	}
-	bb, err := OpenBackbone(ctx, *o, "zohook-channels", false, log)
+	bb, err := openOps(ctx, *o, "zohook-channels", log)
 	if err != nil {
 		fmt.Fprintln(stderr, "channels:", err)
 		return 1

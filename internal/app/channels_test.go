@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
@@ -18,7 +17,7 @@ import (
 func TestChannelsCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env := eventstest.Start(t)
+	env := startLayout(t)
 	fake := zohotest.NewServer()
 	defer fake.Close()
 	cr := fake.Credentials()

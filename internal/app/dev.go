@@ -72,33 +72,50 @@ func startDev(_ context.Context, o *ReceiverOptions, log *slog.Logger) (*devEnv,
 }
 
 // printDevBanner tells a newcomer where things are and how to send an event.
+// token is the notification token the receiver accepts.
+//
+// The sample curl takes server_time from the shell's clock at each paste
+// ('"$(date +%s)000"' closes and reopens the single-quoted body): the event
+// id derives from server_time, so a fixed value made every later paste a
+// duplicate (or, after the de-duplication window, a replay of the journal
+// that called nothing). The token is printed only when it is the built-in
+// dev token: a token the operator chose is a secret, and the banner lands
+// in container logs.
 func printDevBanner(w io.Writer, addr string, bb *Backbone, d *devEnv, token string) {
 	host := addr
 	if strings.HasPrefix(host, "[::]:") || strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") {
 		host = "localhost:" + host[strings.LastIndex(host, ":")+1:]
 	}
 	natsURL := "(in-process only)"
-	if bb.Embedded != nil && bb.Embedded.ClientURL() != "" {
+	if bb != nil && bb.Embedded != nil && bb.Embedded.ClientURL() != "" {
 		natsURL = bb.Embedded.ClientURL()
 	}
 	zohoLine := "real Zoho (credentials from the environment / -config)"
 	if d != nil && d.fake != nil {
 		zohoLine = d.fake.URL() + "   (fake Zoho, seeded: Deal " + demoDealID + " is Closed Won)"
 	}
-	body := fmt.Sprintf(`{"server_time":1764400000000,"module":"Deals","ids":["%s"],"operation":"update","affected_fields":["Stage"],"channel_id":"1000000068001","token":"%s"}`, demoDealID, token)
+	shownToken, tokenNote := token, ""
+	if token != devToken {
+		shownToken = "<your -crm-notify-tokens>"
+		tokenNote = "\nReplace <your -crm-notify-tokens> with one of the tokens you set (-crm-notify-tokens or\n" +
+			"ZOHOOK_CRM_NOTIFY_TOKENS); the banner does not print it.\n"
+	}
+	body := `{"server_time":'"$(date +%s)000"',"module":"Deals","ids":["` + demoDealID +
+		`"],"operation":"update","affected_fields":["Stage"],"channel_id":"1000000068001","token":"` + shownToken + `"}`
 	fmt.Fprintf(w, `
 zohook is running (dev mode).
   receiver   http://%[1]s   (health: /healthz, readiness: /readyz, metrics: /metrics)
   NATS       %[2]s   (workers may join with: go run ./cmd/worker -nats-url %[2]s)
   Zoho       %[4]s
 
-Send a sample Zoho CRM notification (a Deal moved to Closed Won):
+Send a sample Zoho CRM notification (a Deal moved to Closed Won); each paste is a new
+event (server_time is the time of the paste, to the second):
 
   curl -sS -X POST http://%[1]s/zoho/crm/notify -H 'Content-Type: application/json' \
     -d '%[3]s'
-
+%[5]s
 The worker's log then shows each Zoho call the example rules.yaml makes: Books contact,
 invoice, and the invoice number written back to the Deal.
 
-`, host, natsURL, body, zohoLine)
+`, host, natsURL, body, zohoLine, tokenNote)
 }

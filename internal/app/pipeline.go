@@ -25,6 +25,8 @@ type pipeline struct {
 	handler  worker.Handler
 	observer worker.Observer
 	dlq      *worker.DLQ
+	journal  *worker.Journal
+	name     string // this worker's member name
 	watcher  *rules.Watcher
 	actors   engine.StaticActors
 	seen     *reconcile.Seen
@@ -46,8 +48,12 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, err
 	}
+	name := o.Name
+	if name == "" {
+		name = worker.DefaultMemberName()
+	}
 	journal, err := retryOpen(ctx, log, "journal", func(ctx context.Context) (*worker.Journal, error) {
-		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.MaxAge), KV: kvo})
+		return worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.HistoryMaxAge), KV: kvo, Holder: name})
 	})
 	if err != nil {
 		return nil, err
@@ -70,11 +76,11 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{dlq: dlq, actors: actors, seen: seen, kv: kvo}
+	p := &pipeline{dlq: dlq, journal: journal, name: name, actors: actors, seen: seen, kv: kvo}
 	var eng *engine.Engine
 	p.watcher = rules.NewWatcher(o.Rules, set, rules.WithLogger(log),
 		rules.OnReload(func(s *rules.Set, err error) { eng.RulesReloaded(s, err) }))
-	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Journal: journal, Loops: loops, Logger: log, Registry: reg})
+	eng, err = engine.New(engine.Config{Rules: p.watcher, Actors: actors, Loops: loops, Logger: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}

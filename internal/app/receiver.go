@@ -32,6 +32,8 @@ type ReceiverOptions struct {
 	LogFormat      string
 	LogLevel       string
 	NATS           NATSOptions
+	Layout         LayoutOptions
+	AdminAddr      string
 	Worker         WorkerOptions // used by -dev's in-process worker
 	ConfigFile     string
 	Getenv         func(string) string // resolves secrets named in the config file; default os.Getenv
@@ -39,7 +41,8 @@ type ReceiverOptions struct {
 
 // Register adds the receiver's flags to fs.
 func (o *ReceiverOptions) Register(fs *flag.FlagSet) {
-	fs.StringVar(&o.Addr, "addr", ":8080", "HTTP listen `address` for Zoho callbacks, /healthz, /readyz and /metrics")
+	fs.StringVar(&o.Addr, "addr", ":8080", "public HTTP listen `address`: Zoho callbacks, /healthz and /readyz")
+	fs.StringVar(&o.AdminAddr, "admin-addr", DefaultReceiverAdminAddr, "admin listen `address` for /metrics (loopback by default: bind another address only behind a firewall); empty for none")
 	fs.BoolVar(&o.Dev, "dev", false, "all in one process: embedded NATS, the receiver, an in-process worker, and a fake Zoho when no Zoho credentials are set; text logs")
 	fs.Var(&o.CRMTokens, "crm-notify-tokens", "comma-separated `tokens` accepted on /zoho/crm/notify (list old and new while rotating)")
 	fs.StringVar(&o.Connection, "connection", "default", "Zoho connection `name` events are attributed to")
@@ -50,6 +53,7 @@ func (o *ReceiverOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML `file` with Zoho connections and webhook sources (see README)")
 	o.NATS.Register(fs, true)
+	o.Layout.Register(fs)
 	fs.StringVar(&o.Worker.Rules, "rules", "rules.yaml", "rules `file` for the in-process worker of -dev")
 	o.Worker.registerTuning(fs) // -dev's in-process worker
 }
@@ -63,6 +67,11 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	log, err := NewLogger(stderr, o.LogFormat, o.LogLevel)
 	if err != nil {
 		return err
+	}
+	// Flag combinations NATS would refuse fail now, naming the flags.
+	o.Layout = o.Layout.withDefaults()
+	if err := o.Layout.Validate(); err != nil {
+		return &UsageError{Err: err}
 	}
 	o.Worker.ConfigFile = o.ConfigFile
 	var dev *devEnv
@@ -93,6 +102,11 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return err
 	}
 	defer bb.Close()
+	// The receiver owns the NATS layout: it creates what is missing and
+	// warns about settings that differ from its flags, never changing them.
+	if err := ownLayout(ctx, bb, o.Layout, log); err != nil {
+		return err
+	}
 	bodyLimit := fitBodyLimit(o.BodyLimit, bb.NC.MaxPayload(), log)
 
 	reg := prometheus.NewRegistry()
@@ -139,6 +153,17 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	storage := newStorageWatch(bb.JS, bb.Stream, log)
+	if err := reg.Register(storage); err != nil {
+		return err
+	}
+	go storage.run(ctx)
+	admin := newAdmin(reg, bb.Ready)
+	stopAdmin, err := admin.start(o.AdminAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	l, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.Addr, err)

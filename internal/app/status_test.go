@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zohook/zohook/internal/events"
-	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/worker"
 )
@@ -22,11 +21,8 @@ import (
 // events stored but not consumed show as pending on their partitions, and
 // dead letters are counted.
 func TestStatusCommandAndBacklogMetrics(t *testing.T) {
-	env := eventstest.Start(t) // 4 partitions
+	env := startLayout(t) // 4 partitions
 	ctx := context.Background()
-	if _, err := events.EnsureConsumers(ctx, env.JS, env.Stream, events.ConsumerConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	pub := events.NewPublisher(env.JS, env.Stream)
 	var envs []*events.Envelope
 	for i := range 5 {
@@ -59,7 +55,7 @@ func TestStatusCommandAndBacklogMetrics(t *testing.T) {
 	var out bytes.Buffer
 	errb := &testutil.SyncBuffer{}
 	code, _ := WorkerSubcommand(ctx, "status", nil, &out, errb, getenv)
-	if code != 0 || !strings.Contains(out.String(), "stream ZOHOOK_EVENTS: 5 events") ||
+	if code != 0 || !strings.Contains(out.String(), "stream ZOHOOK_WORK: 5 events") ||
 		!strings.Contains(out.String(), "total: 5 pending, 0 ack pending; 1 dead letter(s)") {
 		t.Fatalf("status: %d\n%s%s", code, out.String(), errb.String())
 	}

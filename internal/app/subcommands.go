@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zohook/zohook/internal/config"
+	"github.com/zohook/zohook/internal/config/configcmd"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules/rulescmd"
 	"github.com/zohook/zohook/internal/worker"
@@ -19,7 +20,7 @@ import (
 )
 
 // SubcommandSynopsis lists the worker's operator subcommands for -h.
-const SubcommandSynopsis = "rules check|test ... | auth exchange|login|revoke|token ... | channels list|sync|disable | dlq list|show ID|replay ID|--all | replay -since DURATION | status"
+const SubcommandSynopsis = "rules check|schema|test ... | config schema|check ... | setup [-apply] | auth exchange|login|revoke|token ... | channels list|sync|disable | dlq list|show ID|replay ID|--all | replay -since DURATION | status"
 
 // WorkerSubcommand runs `worker <name> args...` when name is a subcommand;
 // ok is false when it is not (the caller then parses worker flags).
@@ -29,6 +30,8 @@ func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, s
 		return authcmd.Run(ctx, args, stdout, stderr, getenv), true
 	case "rules":
 		return rulescmd.Run(ctx, args, stdout, stderr), true
+	case "config":
+		return configcmd.Run(ctx, args, stdout, stderr), true
 	case "channels":
 		return channelsCommand(ctx, args, stdout, stderr, getenv), true
 	case "dlq":
@@ -37,18 +40,38 @@ func WorkerSubcommand(ctx context.Context, name string, args []string, stdout, s
 		return replayCommand(ctx, args, stdout, stderr, getenv), true
 	case "status":
 		return statusCommand(ctx, args, stdout, stderr, getenv), true
+	case "setup":
+		return setupCommand(ctx, args, stdout, stderr, getenv), true
 	}
 	return 0, false
 }
 
-// opsFlags are the NATS flags every operator command takes.
+// opsFlags are the NATS connection flags every operator command takes. No
+// operator command but `setup` takes the layout's flags: the streams,
+// consumers and buckets are read from NATS, never reshaped by a command.
 func opsFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *NATSOptions) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o NATSOptions
+	o := NATSOptions{FailFast: true}
 	o.Register(fs, false)
 	fs.Usage = config.Usage(fs, "ZOHOOK_", synopsis)
 	return fs, &o
+}
+
+// openOps connects an operator command to NATS (failing within seconds
+// when it cannot) and reads the layout, changing nothing.
+func openOps(ctx context.Context, o NATSOptions, name string, log *slog.Logger) (*Backbone, error) {
+	bb, err := OpenBackbone(ctx, o, name, false, log)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := checkLayout(cctx, bb); err != nil {
+		bb.Close()
+		return nil, err
+	}
+	return bb, nil
 }
 
 func parseOps(fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer) bool {
@@ -88,7 +111,7 @@ may not have reached Zoho) needs your decision after checking Zoho: -in-doubt do
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	bb, err := OpenBackbone(ctx, *o, "zohook-dlq", false, log)
+	bb, err := openOps(ctx, *o, "zohook-dlq", log)
 	if err != nil {
 		fmt.Fprintln(stderr, "dlq:", err)
 		return 1
@@ -153,7 +176,7 @@ may not have reached Zoho) needs your decision after checking Zoho: -in-doubt do
 				fmt.Fprintln(stderr, "dlq replay: -in-doubt is a decision about one event: give its EVENT_ID, not --all")
 				return 2
 			}
-			if journal, err = worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.MaxAge)}); err != nil {
+			if journal, err = worker.OpenJournal(ctx, bb.JS, worker.JournalConfig{Replicas: bb.Stream.Replicas, TTL: worker.JournalTTL(bb.Stream.HistoryMaxAge)}); err != nil {
 				fmt.Fprintln(stderr, "dlq:", err)
 				return 1
 			}
@@ -200,7 +223,7 @@ repeated. -subject narrows it, e.g. zoho.crm.notify.*.Deals.>`
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	bb, err := OpenBackbone(ctx, *o, "zohook-replay", false, log)
+	bb, err := openOps(ctx, *o, "zohook-replay", log)
 	if err != nil {
 		fmt.Fprintln(stderr, "replay:", err)
 		return 1
@@ -236,7 +259,7 @@ number of dead letters.`
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	bb, err := OpenBackbone(ctx, *o, "zohook-status", false, log)
+	bb, err := openOps(ctx, *o, "zohook-status", log)
 	if err != nil {
 		fmt.Fprintln(stderr, "status:", err)
 		return 1

@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/zohook/zohook/internal/events"
-	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/worker"
 )
 
 func TestDLQAndReplayCommands(t *testing.T) {
-	env := eventstest.Start(t)
+	env := startLayout(t)
 	ctx := context.Background()
 	url := env.Embedded.ClientURL()
 	pub := events.NewPublisher(env.JS, env.Stream)

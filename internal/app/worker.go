@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules"
@@ -27,8 +24,7 @@ type WorkerOptions struct {
 	Rules         string
 	Concurrency   int
 	MaxDeliver    int
-	AckWait       time.Duration
-	PinnedTTL     time.Duration
+	Name          string
 	CRMRate       string
 	CRMBurst      int
 	BooksRate     string
@@ -36,7 +32,7 @@ type WorkerOptions struct {
 	RatePatience  time.Duration
 	EventTimeout  time.Duration
 	TokenRetry    time.Duration
-	MetricsAddr   string
+	AdminAddr     string
 	ShutdownGrace time.Duration
 	LogFormat     string
 	LogLevel      string
@@ -55,9 +51,10 @@ type WorkerOptions struct {
 // Register adds the worker's flags to fs.
 func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.Rules, "rules", "rules.yaml", "rules `file` (hot-reloaded)")
+	fs.StringVar(&o.Name, "name", "", "this worker's `name` among the workers sharing the partitions (worker status shows it); default host-pid")
 	o.registerTuning(fs)
 	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML `file` with Zoho connections (see README)")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "listen `address` for /healthz, /readyz and /metrics; empty for none")
+	fs.StringVar(&o.AdminAddr, "admin-addr", DefaultWorkerAdminAddr, "admin listen `address` for /healthz, /readyz and /metrics (loopback by default: bind another address only behind a firewall); empty for none")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long in-flight events may finish before they are released for redelivery")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "json or text")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -71,9 +68,7 @@ func (o *WorkerOptions) registerTuning(fs *flag.FlagSet) {
 	fs.StringVar(&o.BooksRate, "books-rate", "90/1m", "client-side Books call limit shared by all workers, per connection (`N/period`); keep rate×period + -books-burst within Zoho's 100 per minute per organization")
 	fs.IntVar(&o.BooksBurst, "books-burst", 10, "Books calls allowed at once before -books-rate paces them")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "events handled at once (events of one record always run in order)")
-	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "deliveries of one event before it is dead-lettered")
-	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "redelivery timeout of an unacknowledged event (kept alive while it runs)")
-	fs.DurationVar(&o.PinnedTTL, "pinned-ttl", events.DefaultPinnedTTL, "how long a silent worker process keeps its partitions before another takes them over")
+	fs.IntVar(&o.MaxDeliver, "max-deliver", events.DefaultMaxDeliver, "failed runs of one event before it is dead-lettered (a release at shutdown is not a failure)")
 	fs.DurationVar(&o.RatePatience, "rate-limit-patience", 10*time.Minute, "how long an event waits in-process for a Zoho rate limit to clear before it is retried later")
 	fs.DurationVar(&o.EventTimeout, "event-timeout", 5*time.Minute, "longest one attempt at an event may take")
 	fs.DurationVar(&o.TokenRetry, "token-retry", time.Minute, "after a failed access-token refresh, how long every worker waits before one tries again (events wait meanwhile); Zoho allows 10 refreshes per 10 minutes per refresh token")
@@ -84,6 +79,9 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	log, err := NewLogger(stderr, o.LogFormat, o.LogLevel)
 	if err != nil {
 		return err
+	}
+	for _, w := range zoho.TokenRetryWarnings(o.TokenRetry) {
+		log.Warn(w)
 	}
 	// Check what the operator can fix before waiting for NATS.
 	if _, err := rules.Load(o.Rules); err != nil {
@@ -97,16 +95,27 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 		return err
 	}
 	defer bb.Close()
+	// The layout is the receiver's (or `worker setup`'s): wait for it.
+	if err := AwaitLayout(ctx, bb, log, 24*time.Hour); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if o.MetricsAddr != "" {
-		o.started = &atomic.Bool{}
-		stop, err := serveOps(o.MetricsAddr, bb, reg, log, o.started)
-		if err != nil {
+	o.started = &atomic.Bool{}
+	admin := newAdmin(reg, func(ctx context.Context) error {
+		if err := bb.Ready(ctx); err != nil {
 			return err
 		}
-		defer stop()
+		if !o.started.Load() {
+			return errors.New("worker starting: opening its stores")
+		}
+		return nil
+	})
+	stopAdmin, err := admin.start(o.AdminAddr, log)
+	if err != nil {
+		return err
 	}
+	defer stopAdmin()
 	return runWorkerOn(ctx, bb, o, log, reg)
 }
 
@@ -116,14 +125,21 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	if err != nil {
 		return err
 	}
-	ccfg := events.ConsumerConfig{MaxDeliver: o.MaxDeliver, AckWait: o.AckWait, PinnedTTL: o.PinnedTTL}
+	ccfg := bb.Consumer
+	ccfg.MaxDeliver = o.MaxDeliver
 	if err := reg.Register(newBacklogCollector(bb.JS, bb.Stream, ccfg, p.dlq, log)); err != nil {
+		return err
+	}
+	members, err := worker.Join(ctx, bb.JS, p.name, bb.Stream.Partitions, p.kv, log)
+	if err != nil {
 		return err
 	}
 	runner, err := worker.NewRunner(worker.Config{
 		JS:                bb.JS,
 		Stream:            bb.Stream,
 		Consumer:          ccfg,
+		Journal:           p.journal,
+		Members:           members,
 		Handler:           worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
 		DeadLetter:        p.dlq,
 		Observer:          p.observer,
@@ -150,35 +166,4 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 		o.started.Store(true)
 	}
 	return runner.Run(ctx)
-}
-
-// serveOps serves /healthz, /readyz and /metrics for the worker.
-func serveOps(addr string, bb *Backbone, reg *prometheus.Registry, log *slog.Logger, started *atomic.Bool) (stop func(), err error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		err := bb.Ready(r.Context())
-		if err == nil && !started.Load() {
-			err = errors.New("worker starting: opening its stores")
-		}
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "{\"error\":%q}\n", err.Error())
-			return
-		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("ops server", "err", err)
-		}
-	}()
-	log.Info("worker ops endpoints", "addr", l.Addr().String())
-	return func() { _ = srv.Close() }, nil
 }

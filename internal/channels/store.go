@@ -42,9 +42,17 @@ func (e Entry) LogValue() slog.Value {
 		slog.String("module", e.Module))
 }
 
+// BucketSpec is the channels bucket of the NATS layout.
+func BucketSpec(bucket string, replicas int) events.KVSpec {
+	if bucket == "" {
+		bucket = DefaultBucket
+	}
+	return events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
+		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"}}
+}
+
 func openBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, o events.KVOptions) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1),
-		Storage: jetstream.FileStorage, Description: "zohook notification channels and their tokens"}, o)
+	kv, err := events.OpenKV(ctx, js, BucketSpec(bucket, replicas), o)
 	if err != nil {
 		return nil, fmt.Errorf("channels: %w", err)
 	}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // EnvName returns the environment variable for a flag: prefix + the flag name
@@ -25,7 +27,7 @@ func ApplyEnv(fs *flag.FlagSet, prefix string, getenv func(string) string) error
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if given[f.Name] || IsAction(f) {
 			return
 		}
 		name := EnvName(prefix, f.Name)
@@ -70,12 +72,25 @@ func PrintDefaults(w io.Writer, fs *flag.FlagSet, prefix string) {
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  -%s %s\n", f.Name, typ)
-		fmt.Fprintf(w, "      env %s", EnvName(prefix, f.Name))
+		if IsAction(f) {
+			fmt.Fprint(w, "      (not read from the environment)")
+		} else {
+			fmt.Fprintf(w, "      env %s", EnvName(prefix, f.Name))
+		}
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
+			fmt.Fprintf(w, " (default %s)", defaultText(f))
 		}
 		fmt.Fprintf(w, "\n      %s\n", strings.ReplaceAll(usage, "\n", "\n      "))
 	})
+}
+
+// defaultText prints a default the way it is typed: durations as 10m, not
+// 10m0s.
+func defaultText(f *flag.Flag) string {
+	if d, err := time.ParseDuration(f.DefValue); err == nil && strings.ContainsAny(f.DefValue, "hms") {
+		return FormatDuration(d)
+	}
+	return strconv.Quote(f.DefValue)
 }
 
 // StringList is a flag.Value for comma-separated lists; empty items are dropped.

@@ -71,10 +71,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 	journal, _ := worker.OpenJournal(ctx, env.JS, worker.JournalConfig{})
 	loops, _ := engine.OpenLoopGuard(ctx, env.JS, engine.LoopGuardConfig{})
 	eng, _ := engine.New(engine.Config{Rules: fixedRules{set}, Actors: engine.StaticActors{"default": client},
-		Journal: journal, Loops: loops, Logger: slog.New(slog.DiscardHandler)})
+		Loops: loops, Logger: slog.New(slog.DiscardHandler)})
 	var done atomic.Int64
 	allDone := make(chan struct{})
-	runner, _ := worker.NewRunner(worker.Config{JS: env.JS, Stream: env.Stream, Concurrency: 16,
+	runner, _ := worker.NewRunner(worker.Config{JS: env.JS, Stream: env.Stream, Journal: journal, Concurrency: 16,
 		Handler: worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error {
 			err := eng.Handle(ctx, m)
 			if err == nil && done.Add(1) == int64(b.N) {

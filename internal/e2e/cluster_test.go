@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/app"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
@@ -153,10 +154,10 @@ func TestClusterNodeLostDuringIngest(t *testing.T) {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	scfg := events.StreamConfig{Replicas: 3}
-	waitFor(t, "the R3 events stream", 30*time.Second, func() bool {
-		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	waitFor(t, "the R3 layout", 60*time.Second, func() bool {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err := events.EnsureStream(c, js, scfg)
+		_, err := app.EnsureLayout(c, js, scfg, e2eConsumers, events.CreateMissing)
 		return err == nil
 	})
 
@@ -167,9 +168,9 @@ func TestClusterNodeLostDuringIngest(t *testing.T) {
 	const token = "cluster-notify-token-5rT"
 	addr := freeAddr(t)
 	recv := startProc(t, "receiver", []string{"ZOHOOK_CRM_NOTIFY_TOKENS=" + token},
-		"-addr", addr, "-nats-url", urls, "-stream-replicas", "3", "-publish-timeout", "15s", "-log-format", "text")
-	w := startProc(t, "worker", zohoEnv(fake), "-nats-url", urls, "-stream-replicas", "3", "-rules", rulesFile,
-		"-metrics-addr", "127.0.0.1:0", "-ack-wait", "2s", "-pinned-ttl", "2s", "-books-rate", "0", "-concurrency", "16",
+		"-addr", addr, "-nats-url", urls, "-stream-replicas", "3", "-ack-wait", "2s", "-pinned-ttl", "2s", "-publish-timeout", "15s", "-log-format", "text")
+	w := startProc(t, "worker", zohoEnv(fake), "-nats-url", urls, "-rules", rulesFile,
+		"-admin-addr", "127.0.0.1:0", "-books-rate", "0", "-concurrency", "16",
 		"-log-format", "text", "-log-level", "info", "-shutdown-grace", "5s")
 	base := "http://" + addr
 	// Both processes create their R3 streams and buckets at start; the node

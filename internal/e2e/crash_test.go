@@ -17,8 +17,8 @@ const (
 )
 
 func workerArgs(n *natsEnv) []string {
-	return []string{"-nats-url", n.url, "-rules", "rules.yaml", "-metrics-addr", "127.0.0.1:0",
-		"-ack-wait", "2s", "-pinned-ttl", "2s", "-log-format", "text", "-shutdown-grace", "5s"}
+	return []string{"-nats-url", n.url, "-rules", "rules.yaml", "-admin-addr", "127.0.0.1:0",
+		"-log-format", "text", "-shutdown-grace", "5s"}
 }
 
 // The worker is SIGKILLed while Zoho is creating the invoice (the request
@@ -51,8 +51,8 @@ func TestWorkerKilledMidStepCreatesExactlyOneInvoice(t *testing.T) {
 	// just before the call (rate limiter and token come in between), and a
 	// kill before the call is a different, easier case.
 	waitFor(t, "the invoice step to start and its request to reach Zoho", 20*time.Second, func() bool {
-		r, _ := journal.Get(ctx, ev.ID, "deal-won-create-invoice/invoice")
-		return r != nil && r.State == worker.StepStarted && len(fake.CallsTo(http.MethodPost, "/books/v3/invoices")) == 1
+		r, _ := journal.Get(ctx, ev.ID)
+		return r != nil && r.Steps["deal-won-create-invoice/invoice"] != nil && r.Steps["deal-won-create-invoice/invoice"].State == worker.StepStarted && len(fake.CallsTo(http.MethodPost, "/books/v3/invoices")) == 1
 	}, w1)
 	w1.kill()
 

@@ -82,10 +82,10 @@ func TestNATSDownReceiver503ThenBothRecover(t *testing.T) {
 	const token = "down-notify-token-8Hx"
 	addr := freeAddr(t)
 	recv := startProc(t, "receiver", []string{"ZOHOOK_CRM_NOTIFY_TOKENS=" + token},
-		"-addr", addr, "-nats-url", url, "-publish-timeout", "1s", "-log-format", "text")
+		"-addr", addr, "-nats-url", url, "-publish-timeout", "1s", "-log-format", "text", "-ack-wait", "2s", "-pinned-ttl", "2s")
 	rulesFile := writeRules(t, chaosRules(demo.BooksContactID, demo.BooksItemID))
-	w := startProc(t, "worker", zohoEnv(fake), "-nats-url", url, "-rules", rulesFile, "-metrics-addr", "127.0.0.1:0",
-		"-ack-wait", "2s", "-pinned-ttl", "2s", "-books-rate", "0", "-log-format", "text", "-shutdown-grace", "5s")
+	w := startProc(t, "worker", zohoEnv(fake), "-nats-url", url, "-rules", rulesFile, "-admin-addr", "127.0.0.1:0",
+		"-books-rate", "0", "-log-format", "text", "-shutdown-grace", "5s")
 	base := "http://" + addr
 	waitFor(t, "receiver ready", 20*time.Second, httpReady(base+"/readyz"), recv)
 	poster := newNotifyPoster(base, token)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zohook/zohook/internal/app"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
 )
@@ -72,11 +73,17 @@ func startNATS(t *testing.T) *natsEnv {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if _, err := events.EnsureStream(context.Background(), js, events.StreamConfig{}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := app.EnsureLayout(ctx, js, events.StreamConfig{}, e2eConsumers, events.CreateMissing); err != nil {
 		t.Fatal(err)
 	}
 	return &natsEnv{emb: emb, url: emb.ClientURL(), nc: nc, js: js}
 }
+
+// e2eConsumers: short ack wait and pinned TTL, so redeliveries and
+// takeovers happen within a test's patience.
+var e2eConsumers = events.ConsumerConfig{AckWait: 2 * time.Second, PinnedTTL: 2 * time.Second}
 
 // proc is a zohook binary running as a subprocess, its output captured.
 type proc struct {

@@ -77,12 +77,12 @@ func TestSelfUpdatingRuleRunsOnce(t *testing.T) {
 	journal, _ := worker.OpenJournal(ctx, env.JS, worker.JournalConfig{})
 	loops, _ := engine.OpenLoopGuard(ctx, env.JS, engine.LoopGuardConfig{})
 	eng, err := engine.New(engine.Config{Rules: fixedRules{set}, Actors: engine.StaticActors{"default": client},
-		Journal: journal, Loops: loops, Logger: slog.New(slog.DiscardHandler)})
+		Loops: loops, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var handled atomic.Int32
-	runner, err := worker.NewRunner(worker.Config{JS: env.JS, Stream: env.Stream, Concurrency: 2,
+	runner, err := worker.NewRunner(worker.Config{JS: env.JS, Stream: env.Stream, Journal: journal, Concurrency: 2,
 		Handler: worker.HandlerFunc(func(ctx context.Context, m *worker.Message) error {
 			err := eng.Handle(ctx, m)
 			if err == nil {

@@ -170,7 +170,7 @@ hooks:
 	if err := os.WriteFile(rulesFile, []byte("version: 1\nrules:\n  - name: oops\n    on: {source: crm.notify, module: Leads}\n    steps:\n      - action: crm.nope\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the invalid file to be refused", 10*time.Second, func() bool { return strings.Contains(w.out.String(), "keeping the last good rules") }, w)
+	waitFor(t, "the invalid file to be refused", 10*time.Second, func() bool { return strings.Contains(w.out.String(), "keeping the previous rules") }, w)
 	notify("Leads", "insert", otherLead)
 	waitFor(t, "old rules still attach the welcome note", 20*time.Second, func() bool { return len(fake.CRMAttachments("Leads", otherLead)) == 1 }, w)
 

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -40,9 +41,8 @@ func (s StaticActors) For(connection string) (Actor, error) {
 
 // Config configures an Engine.
 type Config struct {
-	Rules   RuleSource // required
-	Actors  Actors     // required
-	Journal stepJournal
+	Rules  RuleSource // required
+	Actors Actors     // required
 	// Loops prevents self-triggering; nil disables it.
 	Loops    *LoopGuard
 	Logger   *slog.Logger
@@ -60,8 +60,8 @@ var _ worker.Handler = (*Engine)(nil)
 
 // New returns an Engine.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Rules == nil || cfg.Actors == nil || cfg.Journal == nil {
-		return nil, errors.New("engine: Rules, Actors and Journal are required")
+	if cfg.Rules == nil || cfg.Actors == nil {
+		return nil, errors.New("engine: Rules and Actors are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -79,10 +79,12 @@ func (e *Engine) Observer() worker.Observer {
 }
 
 // RulesReloaded records a reload in the metrics; wire it to the watcher.
+// A failure is not logged here: the watcher already logged it once, with
+// the file's real name and every problem (a second line per bad save, with
+// a made-up file name, only confused).
 func (e *Engine) RulesReloaded(set *rules.Set, err error) {
 	e.obs.reload(err == nil)
 	if err != nil {
-		e.log.Error("rules.yaml is invalid; keeping the last good rules", "err", err)
 		return
 	}
 	e.log.Info("rules loaded", "file", set.File(), "version", set.Version(), "rules", len(set.Rules()), "warnings", len(set.Warnings()))
@@ -119,10 +121,16 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	if err != nil {
 		return worker.Permanent(err)
 	}
+	// The event's journal: one read for the whole event (the runner hands
+	// it over; its writes claim the event, see worker.Journal).
+	entry, err := m.Entry(ctx)
+	if err != nil {
+		return err
+	}
 	x := &executor{eventID: ev.ID, connection: connectionOf(ev), actor: actor,
-		journal: e.cfg.Journal, loops: e.cfg.Loops, log: log, obs: e.obs}
+		journal: entry, loops: e.cfg.Loops, log: log, obs: e.obs}
 
-	record, err := e.loadRecord(ctx, x, set, matched, ev)
+	record, err := e.loadRecord(ctx, x, entry, set, matched, ev)
 	if err != nil {
 		return err
 	}
@@ -139,6 +147,10 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 		e.obs.match(r.Name)
 		rlog := log.With("rule", r.Name)
 		res, err := r.Run(ctx, rules.Input{Event: ev, Record: record}, ruleExecutor{x: x, log: rlog})
+		if errors.Is(err, worker.ErrClaimed) {
+			// Another process runs this event: stop here, send nothing more.
+			return err
+		}
 		if err != nil {
 			f := toFailure(r.Name, err)
 			if errors.Is(err, rules.ErrEvaluation) || worker.IsPermanent(err) {
@@ -200,13 +212,18 @@ func connectionOf(ev *rules.Event) string {
 // union of the fields they need. It uses the values that came with the
 // event when they cover those fields, and journals the loaded record so a
 // redelivered event sees the same snapshot its earlier steps used.
-func (e *Engine) loadRecord(ctx context.Context, x *executor, set *rules.Set, matched []*rules.Rule, ev *rules.Event) (map[string]any, error) {
+func (e *Engine) loadRecord(ctx context.Context, x *executor, entry *worker.Entry, set *rules.Set, matched []*rules.Rule, ev *rules.Event) (map[string]any, error) {
 	load, fields := set.RecordNeeds(matched)
 	if !load || ev.Operation == events.OpDelete {
 		return ev.Values, nil
 	}
 	if len(fields) > 0 && covers(ev.Values, fields) {
 		return ev.Values, nil
+	}
+	if rec, ok := entry.Record(); ok && covers(rec, fields) {
+		// An earlier run of this event loaded it: its steps used this
+		// snapshot, so the rest of them must too.
+		return rec, nil
 	}
 	var action string
 	in := map[string]any{"id": ev.RecordID}
@@ -222,17 +239,23 @@ func (e *Engine) loadRecord(ctx context.Context, x *executor, set *rules.Set, ma
 			in["fields"] = fields
 		}
 	}
-	out, err := x.execute(ctx, "_load/record", action, in, rules.InDoubtResend)
+	start := time.Now()
+	out, err := x.actor.RunAction(ctx, action, in)
+	x.calls++
+	x.obs.zohoCall(action, err, time.Since(start))
 	if err != nil {
-		return nil, &worker.Failure{Rule: "(load record)", Step: "_load", Action: action, Err: err}
+		return nil, &worker.Failure{Rule: "(load record)", Step: "_load", Action: action, Err: classify(err)}
 	}
-	if rec, ok := out["record"].(map[string]any); ok {
-		return rec, nil
+	rec, ok := out["record"].(map[string]any)
+	if !ok {
+		if rec, ok = out[ev.Module].(map[string]any); !ok { // Books: {"invoice": {...}}
+			rec = out
+		}
 	}
-	if rec, ok := out[ev.Module].(map[string]any); ok { // Books: {"invoice": {...}}
-		return rec, nil
-	}
-	return out, nil
+	// Journaled with the event's first write (the snapshot matters only
+	// once a step used it): no round trip of its own.
+	entry.SetRecord(rec)
+	return rec, nil
 }
 
 func covers(values map[string]any, fields []string) bool {

@@ -110,7 +110,7 @@ func setupWith(t *testing.T, rulesYAML string, clientOpts []zoho.Option, fakeOpt
 		t.Fatal(err)
 	}
 	eng, err := engine.New(engine.Config{Rules: staticRules{set}, Actors: engine.StaticActors{"default": client},
-		Journal: journal, Loops: loops, Logger: slog.New(slog.DiscardHandler)})
+		Loops: loops, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func setupWith(t *testing.T, rulesYAML string, clientOpts []zoho.Option, fakeOpt
 		}
 		return err
 	})
-	r, err := worker.NewRunner(worker.Config{JS: fx.env.JS, Stream: fx.env.Stream, Handler: h, DeadLetter: fx.dlq,
+	r, err := worker.NewRunner(worker.Config{JS: fx.env.JS, Stream: fx.env.Stream, Handler: h, DeadLetter: fx.dlq, Journal: journal,
 		Concurrency: 4, RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 		Consumer: events.ConsumerConfig{MaxDeliver: 5}})
 	if err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,15 +25,15 @@ type Actor interface {
 
 var _ Actor = (*zoho.Client)(nil)
 
-// stepJournal is the part of worker.Journal the executor uses.
+// stepJournal is the part of an event's journal entry the executor uses.
 type stepJournal interface {
-	Get(ctx context.Context, eventID, stepKey string) (*worker.StepRecord, error)
-	Start(ctx context.Context, eventID, stepKey, action string, attempts int) error
-	Done(ctx context.Context, eventID, stepKey, action string, attempts int, output map[string]any) error
-	Refused(ctx context.Context, eventID, stepKey, action string, attempts int) error
+	Step(ctx context.Context, key string) (*worker.StepRecord, error)
+	Start(ctx context.Context, key, action string, attempts int) error
+	Done(ctx context.Context, key, action string, attempts int, output map[string]any, calls json.RawMessage, write bool) error
+	Refused(ctx context.Context, key, action string, attempts int, calls json.RawMessage) error
 }
 
-var _ stepJournal = (*worker.Journal)(nil)
+var _ stepJournal = (*worker.Entry)(nil)
 
 // executor runs the steps of one event: each step at most once as far as
 // Zoho is concerned.
@@ -60,9 +61,19 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	// new message (a duplicate callback after the stream's dedupe window, a
 	// consumer recreated from the start of the stream), and its steps must
 	// not run twice.
-	rec, err := x.journal.Get(ctx, x.eventID, key)
+	rec, err := x.journal.Step(ctx, key)
 	if err != nil {
 		return nil, err // journal unavailable: retry the event later
+	}
+	if rec != nil && rec.Action != action {
+		// A reload gave this step id another action: what was journaled
+		// under it is not this step's. Run it as a new step.
+		x.log.Warn("step now runs another action than when this event ran it; treating it as a new step",
+			"step", key, "journaled_action", rec.Action, "action", action)
+		key += "@" + action
+		if rec, err = x.journal.Step(ctx, key); err != nil {
+			return nil, err
+		}
 	}
 	if rec != nil && rec.State == worker.StepDone {
 		x.log.Debug("step already done; using its journaled output", "step", key, "action", action)
@@ -76,7 +87,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 			return nil, err
 		} else if ok {
 			x.log.Warn("in-doubt step resolved: Zoho already had its result", "step", key, "action", action)
-			if err := x.journal.Done(ctx, x.eventID, key, action, attempts, out); err != nil {
+			if err := x.journal.Done(ctx, key, action, attempts, out, nil, true); err != nil {
 				return nil, err
 			}
 			x.obs.step(action, "recovered")
@@ -94,7 +105,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 		// Mark the step before sending it: if we die before recording the
 		// answer, the next delivery knows the call may have reached Zoho.
 		// Reads need no mark: repeating them changes nothing.
-		if err := x.journal.Start(ctx, x.eventID, key, action, attempts); err != nil {
+		if err := x.journal.Start(ctx, key, action, attempts); err != nil {
 			return nil, err
 		}
 	}
@@ -110,7 +121,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 			// stays "started" and the next attempt treats it as in doubt.
 			jctx, cancel := afterZoho(ctx)
 			defer cancel()
-			if jerr := x.journal.Refused(jctx, x.eventID, key, action, attempts); jerr != nil {
+			if jerr := x.journal.Refused(jctx, key, action, attempts, nil); jerr != nil {
 				x.log.Warn("journal: could not record a refused step", "step", key, "err", jerr)
 			}
 		}
@@ -118,7 +129,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	}
 	jctx, cancel := afterZoho(ctx)
 	defer cancel()
-	if err := x.journal.Done(jctx, x.eventID, key, action, attempts, out); err != nil {
+	if err := x.journal.Done(jctx, key, action, attempts, out, nil, marked); err != nil {
 		// Zoho accepted the step but we could not record it: the next
 		// delivery finds it in doubt and resolves it.
 		return nil, fmt.Errorf("journal after %s: %w", action, err)
@@ -145,24 +156,12 @@ func readOnly(action string, in map[string]any) bool {
 	return rules.ReadOnly(action, m)
 }
 
-// withDefaults applies zohook's safe defaults: CRM writes fire no Zoho
-// automation unless the rule asks (trigger: [workflow] …), deletes no
-// workflow; this is what keeps zohook's own writes from looping through
-// Zoho's workflow webhooks.
+// withDefaults applies zohook's safe defaults (rules.WireDefaults, which
+// `rules test` shows too): CRM writes fire no Zoho automation unless the
+// rule asks (trigger: [workflow] …), deletes no workflow; this is what
+// keeps zohook's own writes from looping through Zoho's workflow webhooks.
 func withDefaults(action string, in map[string]any) map[string]any {
-	switch action {
-	case "crm.create_record", "crm.update_record":
-		if _, ok := in["trigger"]; !ok {
-			in = maps.Clone(in)
-			in["trigger"] = []any{}
-		}
-	case "crm.remove_record":
-		if _, ok := in["wf_trigger"]; !ok {
-			in = maps.Clone(in)
-			in["wf_trigger"] = false
-		}
-	}
-	return in
+	return rules.WireDefaults(action, in)
 }
 
 // safeRetryInputs turns an in-doubt CRM create with duplicate-check fields

@@ -43,29 +43,35 @@ type writeMark struct {
 
 // OpenLoopGuard creates or opens the guard's bucket.
 func OpenLoopGuard(ctx context.Context, js jetstream.JetStream, cfg LoopGuardConfig) (*LoopGuard, error) {
+	kv, err := events.OpenKV(ctx, js, LoopGuardSpec(cfg), cfg.KV)
+	if err != nil {
+		return nil, fmt.Errorf("loop guard: %w", err)
+	}
+	return &LoopGuard{kv: kv}, nil
+}
+
+// LoopGuardSpec is the loop guard's bucket in the NATS layout.
+func LoopGuardSpec(cfg LoopGuardConfig) events.KVSpec {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "zohook_writes"
 	}
 	if cfg.TTL <= 0 {
-		cfg.TTL = 10 * time.Minute
+		cfg.TTL = DefaultLoopGuardTTL
 	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
-		Description: "zohook's own recent CRM writes, for loop prevention",
+		Description: "zohook's own recent CRM writes and handled changes, per record",
 		TTL:         cfg.TTL,
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    max(cfg.Replicas, 1),
 		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loop guard bucket %s: %w", cfg.Bucket, err)
-	}
-	// Bounded calls: see events.BoundKV.
-	return &LoopGuard{kv: events.BoundKV(kv, cfg.KV)}, nil
+	}}
 }
+
+// DefaultLoopGuardTTL: how long zohook remembers its writes to a record
+// (and the changes it handled): longer than Zoho takes to notify, and than
+// a reconciliation run lags behind.
+const DefaultLoopGuardTTL = 2 * time.Hour
 
 func markKey(conn, module, id string) string {
 	return "w." + events.Token(conn) + "." + events.Token(module) + "." + events.Token(id)

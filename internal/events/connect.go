@@ -24,6 +24,12 @@ type ConnectConfig struct {
 	TLSCA string
 	// Logger receives connection state changes; nil discards them.
 	Logger *slog.Logger
+	// FailFast: fail when no server answers within Timeout, instead of
+	// retrying in the background (operator commands; long-running
+	// processes wait for NATS).
+	FailFast bool
+	// Timeout bounds one connection attempt. Default 2s (nats.go's).
+	Timeout time.Duration
 }
 
 // Connect dials the cluster. It reconnects forever after a disconnect: the
@@ -41,7 +47,7 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 		// Keep publishing callers from blocking on a dead connection: a
 		// publish during a disconnect fails fast and is retried by Publisher.
 		nats.ReconnectBufSize(-1),
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(!cfg.FailFast),
 		// Our own Close (or Drain) is not news: no "disconnected" warning
 		// for it at every shutdown.
 		nats.NoCallbacksAfterClientClose(),
@@ -51,6 +57,9 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
+	}
+	if cfg.Timeout > 0 {
+		opts = append(opts, nats.Timeout(cfg.Timeout))
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

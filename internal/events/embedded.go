@@ -28,11 +28,17 @@ type EmbeddedConfig struct {
 	// only a process crash. Default false: NATS's default, fsync every 2
 	// minutes (on a cluster, replicas on other machines cover that window).
 	SyncAlways bool
+	// Auth requires every client to authenticate with the NKey of a Role;
+	// the seeds are created under DataDir on first start (EmbeddedSeedFile)
+	// and read on later ones. Anonymous clients are refused.
+	Auth bool
 }
 
 // Embedded is a running in-process NATS server.
 type Embedded struct {
-	srv *server.Server
+	srv     *server.Server
+	dataDir string
+	auth    bool
 }
 
 // StartEmbedded starts a NATS server with JetStream and waits until it
@@ -51,6 +57,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "zohook-embedded"
+	}
+	if cfg.Auth {
+		users, err := embeddedUsers(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		opts.Nkeys = users
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
@@ -80,7 +93,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("events: embedded nats did not become ready (data dir %s)", cfg.DataDir)
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, dataDir: cfg.DataDir, auth: cfg.Auth}, nil
 }
 
 // SyncAlways reports whether the running server fsyncs every write (what
@@ -98,9 +111,17 @@ func (e *Embedded) ClientURL() string {
 	return e.srv.ClientURL()
 }
 
-// Connect opens an in-process connection (no TCP) to the embedded server.
+// Connect opens an in-process connection (no TCP) to the embedded server,
+// as RoleAdmin when the server requires authentication.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("zohook-inprocess")}, opts...)
+	if e.auth {
+		o, err := nats.NkeyOptionFromSeed(EmbeddedSeedFile(e.dataDir, RoleAdmin))
+		if err != nil {
+			return nil, fmt.Errorf("events: embedded nats credentials: %w", err)
+		}
+		opts = append(opts, o)
+	}
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("events: connect to embedded nats: %w", err)

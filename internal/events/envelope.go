@@ -101,13 +101,17 @@ func (e *Envelope) Validate() error {
 		return fmt.Errorf("%w: missing %s", ErrInvalidEnvelope, strings.Join(missing, ", "))
 	}
 	if e.Version > EnvelopeVersion {
-		return fmt.Errorf("%w: version %d is newer than this build understands (%d)", ErrInvalidEnvelope, e.Version, EnvelopeVersion)
+		return fmt.Errorf("%w: version %d is newer than this build understands (%d)", ErrUnsupportedVersion, e.Version, EnvelopeVersion)
 	}
 	return nil
 }
 
-// Decode parses and validates an envelope from a stored message.
+// Decode parses and validates an envelope from a stored message, with the
+// limits Encode applies (MaxDepth).
 func Decode(data []byte) (*Envelope, error) {
+	if err := checkDepth(data, MaxDepth); err != nil {
+		return nil, err
+	}
 	var e Envelope
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEnvelope, err)
@@ -116,6 +120,25 @@ func Decode(data []byte) (*Envelope, error) {
 		return nil, err
 	}
 	return &e, nil
+}
+
+// Encode validates e and returns what is stored: every event stored is one
+// Decode accepts.
+func Encode(e *Envelope) ([]byte, error) {
+	if e.Version == 0 {
+		e.Version = EnvelopeVersion
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidEnvelope, e.ID, err)
+	}
+	if err := checkDepth(data, MaxDepth); err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	return data, nil
 }
 
 // DeriveID returns a deterministic event id from the parts that identify one

@@ -23,20 +23,23 @@ func sample(id, record string) *events.Envelope {
 func TestSubjectScheme(t *testing.T) {
 	e := sample("x", "5725767000000524157")
 	got := events.Subject(e, 16)
-	if !strings.HasPrefix(got, "zoho.crm.notify.default.Deals.update.") {
+	if !strings.HasPrefix(got, "zoho.crm.notify.default.deals.update.") || !strings.HasSuffix(got, ".5725767000000524157") {
 		t.Fatalf("subject %q", got)
 	}
 	// Hostile values cannot add tokens or wildcards.
-	e.Module, e.Connection = "De.als>*", "a b"
+	e.Module, e.Connection, e.RecordID = "De.als>*", "a b", "1.>"
 	got = events.Subject(e, 16)
-	if strings.Count(got, ".") != 6 || strings.ContainsAny(got, "*> ") {
+	if strings.Count(got, ".") != events.SubjectTokens-1 || strings.ContainsAny(got, "*> ") {
 		t.Fatalf("unsanitized subject %q", got)
 	}
-	// One record, one partition, whatever the operation.
+	// One record, one partition, whatever the operation or the module's case.
 	a, b := sample("1", "42"), sample("2", "42")
-	b.Operation = events.OpDelete
-	if events.Partition(a, 16) != events.Partition(b, 16) {
-		t.Fatal("same record must map to one partition")
+	b.Operation, b.Module = events.OpDelete, "deals"
+	if events.Partition(a, 16) != events.Partition(b, 16) || events.RecordKey(a) != events.RecordKey(b) {
+		t.Fatal("same record must map to one partition and one record key")
+	}
+	if events.RecordFilter(a) != events.RecordFilter(b) {
+		t.Fatalf("record filters differ: %s %s", events.RecordFilter(a), events.RecordFilter(b))
 	}
 }
 
@@ -117,10 +120,10 @@ func TestPublishRejectsInvalid(t *testing.T) {
 	}
 }
 
-func TestEnsureConsumersPartitions(t *testing.T) {
+func TestPartitionConsumersAndHistory(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
-	cons, err := events.EnsureConsumers(ctx, env.JS, env.Stream, events.ConsumerConfig{})
+	cons, err := events.PartitionConsumers(ctx, env.JS, env.Stream, events.ConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +166,33 @@ func TestEnsureConsumersPartitions(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("fetched %d messages (err %v)", n, msgs.Error())
+	}
+	// Acknowledged: gone from the work stream, kept in the history.
+	waitFor(t, func() bool { return historyMessages(t, env) == 1 })
+	waitFor(t, func() bool { return env.Messages(t) == 0 })
+}
+
+func historyMessages(t *testing.T, env *eventstest.Env) uint64 {
+	t.Helper()
+	s, err := env.JS.Stream(context.Background(), env.Stream.HistoryName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

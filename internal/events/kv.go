@@ -64,24 +64,20 @@ func (o KVOptions) withDefaults() KVOptions {
 	return o
 }
 
-// OpenKV opens bucket cfg.Bucket, creating it from cfg when it is missing.
-// An existing bucket is used as it is: an operator may have tuned it
-// (replicas, storage) and a process must not silently reconfigure it. The
-// returned bucket's calls are bounded as BoundKV describes.
-func OpenKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o KVOptions) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if err == nil {
-		return BoundKV(kv, o), nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("events: open bucket %s: %w", cfg.Bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket) // another process created it first
+// OpenKV opens bucket spec.Bucket, creating it from spec when it is missing
+// (tests, and the layout's owner); an existing bucket is used as it is: an
+// operator may have tuned it and a process must not silently reconfigure
+// it. The returned bucket's calls are bounded as BoundKV describes.
+func OpenKV(ctx context.Context, js jetstream.JetStream, spec KVSpec, o KVOptions) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, spec.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err = EnsureKV(ctx, js, spec, CreateMissing); err != nil {
+			return nil, err
+		}
+		kv, err = js.KeyValue(ctx, spec.Bucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("events: create bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("events: open bucket %s: %w", spec.Bucket, err)
 	}
 	return BoundKV(kv, o), nil
 }

@@ -46,7 +46,7 @@ func silence(t *testing.T, env *eventstest.Env, bucket string) (heard *atomic.In
 func TestBoundKVRetriesUnansweredRequests(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
-	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "bounded"},
+	kv, err := events.OpenKV(ctx, env.JS, events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: "bounded"}},
 		events.KVOptions{AttemptTimeout: 300 * time.Millisecond, Patience: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestBoundKVRetriesUnansweredRequests(t *testing.T) {
 func TestBoundKVGivesUpAfterPatience(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
-	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "patience"},
+	kv, err := events.OpenKV(ctx, env.JS, events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: "patience"}},
 		events.KVOptions{AttemptTimeout: 100 * time.Millisecond, Patience: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestBoundKVGivesUpAfterPatience(t *testing.T) {
 func TestBoundKVDoesNotRetryFinalErrors(t *testing.T) {
 	env := eventstest.Start(t)
 	ctx := context.Background()
-	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "final"}, events.KVOptions{})
+	kv, err := events.OpenKV(ctx, env.JS, events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: "final"}}, events.KVOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestBoundKVDoesNotRetryFinalErrors(t *testing.T) {
 		t.Fatalf("Get of a missing key: %v", err)
 	}
 	// OpenKV uses an existing bucket as it is.
-	again, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "final", History: 5}, events.KVOptions{})
+	again, err := events.OpenKV(ctx, env.JS, events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: "final", History: 5}}, events.KVOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestBoundKVLogsRetries(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	var mu sync.Mutex
 	var retried []string
-	kv, err := events.OpenKV(ctx, env.JS, jetstream.KeyValueConfig{Bucket: "logged"},
+	kv, err := events.OpenKV(ctx, env.JS, events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{Bucket: "logged"}},
 		events.KVOptions{AttemptTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 			Retried: func(bucket, op string, attempts int, err error) {
 				mu.Lock()

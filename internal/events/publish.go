@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -87,15 +86,9 @@ func (p *Publisher) Publish(ctx context.Context, envs []*Envelope) ([]PublishRes
 }
 
 func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult, error) {
-	if e.Version == 0 {
-		e.Version = EnvelopeVersion
-	}
-	if err := e.Validate(); err != nil {
-		return PublishResult{}, err
-	}
-	data, err := json.Marshal(e)
+	data, err := Encode(e)
 	if err != nil {
-		return PublishResult{}, fmt.Errorf("events: encode %s: %w", e.ID, err)
+		return PublishResult{}, err
 	}
 	subj := Subject(e, p.partitions)
 	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
@@ -116,6 +109,11 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return PublishResult{}, fmt.Errorf("%w: event %s is %d bytes: %v", ErrTooLarge, e.ID, len(data), err)
 		}
+		if isStoreFull(err) {
+			// Retrying within a request cannot help: the backlog drains at
+			// the workers' pace, minutes rather than seconds.
+			return PublishResult{}, fmt.Errorf("%w: event %s: %v", ErrFull, e.ID, err)
+		}
 		if !retryablePublishError(err) {
 			return PublishResult{}, fmt.Errorf("events: publish %s: %w", e.ID, err)
 		}
@@ -128,6 +126,14 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 		}
 		wait = min(wait*2, time.Second)
 	}
+}
+
+// JetStream's error for a stream at its limits with discard new.
+const errCodeStoreFull = 10077
+
+func isStoreFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFull
 }
 
 // retryablePublishError: anything but a definite refusal by the stream

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,11 +25,46 @@ const (
 // ensureKV opens bucket cfg.Bucket, creating it when missing; see
 // events.OpenKV (an existing bucket is used as it is, calls are bounded).
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o events.KVOptions) (jetstream.KeyValue, error) {
-	kv, err := events.OpenKV(ctx, js, cfg, o)
+	kv, err := events.OpenKV(ctx, js, events.KVSpec{KeyValueConfig: cfg}, o)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	return kv, nil
+}
+
+// TokenBucketSpec is the bucket holding the shared access tokens (and the
+// refresh locks) in the NATS layout.
+func TokenBucketSpec(bucket string, replicas int) events.KVSpec {
+	return events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{
+		Bucket:      cmp.Or(bucket, DefaultTokenBucket),
+		Description: "zohook shared Zoho access tokens (fleet.TokenSource); protect this account",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}}
+}
+
+// RateBucketSpec is the bucket of the shared rate limits in the NATS
+// layout: memory storage, as losing it on a restart only refills them.
+func RateBucketSpec(bucket string, replicas int, storage jetstream.StorageType) events.KVSpec {
+	return events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{
+		Bucket:      cmp.Or(bucket, DefaultRateBucket),
+		Description: "zohook shared rate limits (fleet.RateLimiter)",
+		History:     1,
+		Storage:     storage,
+		Replicas:    max(replicas, 1),
+	}}
+}
+
+// LeaseBucketSpec is the leases bucket of the NATS layout.
+func LeaseBucketSpec(bucket string, replicas int) events.KVSpec {
+	return events.KVSpec{KeyValueConfig: jetstream.KeyValueConfig{
+		Bucket:      cmp.Or(bucket, DefaultLeaseBucket),
+		Description: "zohook leases (fleet.Lease)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}}
 }
 
 // validKey mirrors the KV key rule ([-/_=.a-zA-Z0-9]+, no leading or

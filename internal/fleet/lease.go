@@ -119,13 +119,7 @@ func (l *Lease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if l.kv != nil {
 		return l.kv, nil
 	}
-	kv, err := ensureKV(ctx, l.js, jetstream.KeyValueConfig{
-		Bucket:      l.o.bucket,
-		Description: "zohook leases (fleet.Lease)",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.o.replicas,
-	}, l.o.kv.LoggingTo(l.o.logger))
+	kv, err := ensureKV(ctx, l.js, LeaseBucketSpec(l.o.bucket, l.o.replicas).KeyValueConfig, l.o.kv.LoggingTo(l.o.logger))
 	if err != nil {
 		return nil, err
 	}

@@ -208,13 +208,7 @@ func NewTokenSource(ctx context.Context, js jetstream.JetStream, oauth Refresher
 	case o.lockTTL <= 0 || o.margin < 0 || o.failureBackoff <= 0:
 		return nil, errors.New("fleet: token source: lock ttl and failure backoff must be positive, margin not negative")
 	}
-	kv, err := ensureKV(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      o.bucket,
-		Description: "zohook shared Zoho access tokens (fleet.TokenSource); protect this account",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.replicas,
-	}, o.kv.LoggingTo(o.logger))
+	kv, err := ensureKV(ctx, js, TokenBucketSpec(o.bucket, o.replicas).KeyValueConfig, o.kv.LoggingTo(o.logger))
 	if err != nil {
 		return nil, err
 	}

@@ -105,6 +105,9 @@ func exprOptions(o *options) []expr.Option {
 			return t.In(loc).Format(layout), nil
 		}, new(func(any, string) string)),
 		expr.Function("str", func(p ...any) (any, error) { return stringify(p[0]), nil }, new(func(any) string)),
+		// coql quotes a value for a crm.coql query (see coqlLiteral): the
+		// one safe way to put record or event data into COQL.
+		expr.Function("coql", func(p ...any) (any, error) { return coqlLiteral(p[0]) }, new(func(any) string)),
 	}
 }
 

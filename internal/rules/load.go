@@ -719,6 +719,9 @@ func (l *loader) loadStep(n ast.Node, i int, r *Rule, stepIDs map[string]int, se
 		given[w.key] = true
 		v, lit := l.compileValue(w.value, r, stepIDs, i, 0)
 		lits[w.key] = lit
+		if st.Action == "crm.coql" && w.key == "query" {
+			l.warnCOQL(w.value, st, v)
+		}
 		st.with.keys = append(st.with.keys, w.key)
 		st.with.vals = append(st.with.vals, v)
 		if def == nil {
@@ -839,6 +842,38 @@ func (l *loader) warnInDoubt(n ast.Node, st *Step, given map[string]bool, lits m
 			l.warnf(n, "step %s: books.create_record of %s without data.reference_number: a create interrupted by a "+
 				"crash cannot be found again and is sent again; set reference_number (for example \"${event.id}\") "+
 				"and the worker looks it up before creating", st.ref(), entity)
+		}
+	}
+}
+
+// warnCOQL warns about a crm.coql query that puts a value into the query
+// text without coql(): Zoho data is typed by users, and a value such as
+// `x' or Email != 'y` would change what the query selects. Expressions
+// that read only vars are exempt (constants the rule's author wrote), and
+// so is a query without ${...}. It also warns about '${coql(x)}': coql adds
+// the quotes itself, so quotes around it break the query.
+func (l *loader) warnCOQL(n ast.Node, st *Step, v value) {
+	var exprs []*exprValue
+	var lits []string
+	switch x := v.(type) {
+	case *exprValue:
+		exprs = []*exprValue{x}
+	case *interpValue:
+		exprs, lits = x.exprs, x.lits
+	default:
+		return
+	}
+	for i, e := range exprs {
+		src := strings.TrimSpace(e.c.src)
+		quoted, constant := coqlSafety(e.c)
+		switch {
+		case quoted && lits != nil && strings.HasSuffix(lits[i], "'") && strings.HasPrefix(lits[i+1], "'"):
+			l.warnf(n, "step %s: crm.coql: '${%s}' is quoted twice: coql() adds the quotes itself, remove the ' around ${...}", st.ref(), src)
+		case quoted, constant:
+		default:
+			l.warnf(n, "step %s: crm.coql: the query puts ${%s} into COQL unquoted: a value containing a quote "+
+				"(x' or Email != 'y) changes what the query selects; write ${coql(%s)}, which renders one quoted, "+
+				"escaped literal (and drop any ' around it)", st.ref(), src, src)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,15 @@ type Watcher struct {
 	debounce time.Duration
 	onReload []func(*Set, error)
 	loadOpts []Option
+
+	// mu serializes reloads (Run's timer and direct Reload calls), so that
+	// failing describes the last attempt.
+	mu sync.Mutex
+	// failing: the last reload attempt failed. The next good load is then
+	// reported even when it is the version still in force (a broken save
+	// fixed by restoring the old text): the operator who saw the failure
+	// must see the recovery, and result="ok" must count it.
+	failing bool
 }
 
 // WatcherOption configures a Watcher.
@@ -75,10 +85,16 @@ func NewWatcher(path string, initial *Set, opts ...WatcherOption) *Watcher {
 func (w *Watcher) Current() *Set { return w.cur.Load() }
 
 // Reload loads the file now. It swaps the set when the file is valid and
-// different, and keeps the old one otherwise.
+// different, and keeps the old one otherwise. Each attempt is logged once
+// here, naming the file: a failure with every problem, a success as
+// "rules reloaded" with the version (also when a fixed file restores the
+// version in force); a valid file identical to the current set is silent.
 func (w *Watcher) Reload() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	set, err := Load(w.path, w.loadOpts...)
 	if err != nil {
+		w.failing = true
 		var le *LoadError
 		if errors.As(err, &le) {
 			w.log.Error("rules reload failed; keeping the previous rules", "file", w.path, "problems", len(le.Problems), "errors", le.Error())
@@ -88,11 +104,18 @@ func (w *Watcher) Reload() error {
 		w.notify(nil, err)
 		return err
 	}
-	if old := w.cur.Load(); old != nil && old.Version() == set.Version() {
+	old := w.cur.Load()
+	if old != nil && old.Version() == set.Version() && !w.failing {
 		return nil
 	}
-	w.cur.Store(set)
-	w.log.Info("rules reloaded", "file", w.path, "version", set.Version(), "rules", len(set.rules))
+	recovered := w.failing
+	w.failing = false
+	if old == nil || old.Version() != set.Version() {
+		w.cur.Store(set)
+	} else {
+		set = old // same text: keep the set in force (callers may compare it)
+	}
+	w.log.Info("rules reloaded", "file", w.path, "version", set.Version(), "rules", len(set.rules), "after_failure", recovered)
 	w.notify(set, nil)
 	return nil
 }

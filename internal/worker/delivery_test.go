@@ -39,6 +39,7 @@ func startRunner(t *testing.T, cfg worker.Config) (stop func()) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	configureConsumers(t, cfg)
 	r, err := worker.NewRunner(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +58,17 @@ func startRunner(t *testing.T, cfg worker.Config) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// configureConsumers gives the partition consumers the test's settings, as
+// the layout's owner would.
+func configureConsumers(t *testing.T, cfg worker.Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := events.EnsureEventStreams(ctx, cfg.JS, cfg.Stream, cfg.Consumer, events.ApplyShrink); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func eventually(t *testing.T, what string, cond func() bool, state func() string) {
@@ -163,6 +175,10 @@ func (d *flakyDeadLetter) DeadLetter(_ context.Context, m *worker.Message, _ err
 	}
 	d.dead = append(d.dead, m.Envelope.ID)
 	return nil
+}
+
+func (d *flakyDeadLetter) DeadLetterRaw(context.Context, string, uint64, []byte, error) error {
+	return errors.New("not expected")
 }
 
 // The dead-letter write fails on the last delivery: the event must come back

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,7 +18,7 @@ import (
 // DeadLetter is what the dead-letter stream keeps about an event that will
 // not be retried: the event itself and why it died.
 type DeadLetter struct {
-	Event      *events.Envelope `json:"event"`
+	Event      *events.Envelope `json:"event"` // nil for a stored message that was not a valid envelope (see Raw)
 	Rule       string           `json:"rule,omitempty"`
 	Step       string           `json:"step,omitempty"`
 	Action     string           `json:"action,omitempty"`
@@ -29,6 +30,16 @@ type DeadLetter struct {
 	ReceivedAt time.Time        `json:"received_at"` // when the receiver got it
 	DeadAt     time.Time        `json:"dead_at"`
 	Sequence   uint64           `json:"-"` // sequence in the DLQ stream (filled on read)
+	// Raw: the stored bytes of a message that was not a valid envelope.
+	Raw []byte `json:"raw,omitempty"`
+}
+
+// ID names the dead letter: its event's id, or "seq-N" for a raw message.
+func (dl *DeadLetter) ID() string {
+	if dl.Event != nil {
+		return dl.Event.ID
+	}
+	return "seq-" + strconv.FormatUint(dl.StreamSeq, 10)
 }
 
 // DLQConfig configures the dead-letter stream. Zero fields take defaults.
@@ -66,57 +77,86 @@ type DLQ struct {
 
 var _ DeadLetterer = (*DLQ)(nil)
 
+// ErrNotAnEvent: the dead letter holds a stored message that was not a
+// valid envelope; there is nothing to replay.
+var ErrNotAnEvent = errors.New("the dead letter is not a valid event (its stored bytes are kept for inspection); it cannot be replayed")
+
 // ErrNotFound: no dead letter has that id.
 var ErrNotFound = errors.New("dead letter not found")
 
 // OpenDLQ creates or updates the dead-letter stream. pub republishes
 // replayed events into the events stream.
 func OpenDLQ(ctx context.Context, js jetstream.JetStream, cfg DLQConfig, pub *events.Publisher) (*DLQ, error) {
+	spec := DLQSpec(cfg)
+	if _, err := events.EnsureStream(ctx, js, spec, events.CreateMissing); err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	s, err := js.Stream(ctx, spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream %s: %w", spec.Name, err)
+	}
+	return &DLQ{js: js, stream: s, name: spec.Name, events: pub}, nil
+}
+
+// DLQSpec is the dead-letter stream of the NATS layout.
+func DLQSpec(cfg DLQConfig) jetstream.StreamConfig {
 	if cfg.Stream == "" {
-		cfg.Stream = "ZOHOOK_DLQ"
+		cfg.Stream = DefaultDLQStream
 	}
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = DefaultDLQMaxAge
 	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	return jetstream.StreamConfig{
 		Name:              cfg.Stream,
 		Description:       "zohook dead letters: events that failed permanently or ran out of deliveries",
 		Subjects:          []string{dlqSubjectPrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		MaxAge:            cfg.MaxAge,
-		Replicas:          cfg.Replicas,
+		Replicas:          max(cfg.Replicas, 1),
 		MaxMsgsPerSubject: 1,
 		AllowDirect:       true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dlq stream %s: %w", cfg.Stream, err)
 	}
-	return &DLQ{js: js, stream: s, name: cfg.Stream, events: pub}, nil
 }
+
+// DefaultDLQStream is the dead-letter stream's name.
+const DefaultDLQStream = "ZOHOOK_DLQ"
 
 // DeadLetter stores m with its cause. Only after JetStream acknowledged it
 // does the Runner ack the event in the main stream: nothing is dropped.
 func (d *DLQ) DeadLetter(ctx context.Context, m *Message, cause error) error {
+	attempts := m.Delivered
+	if m.entry != nil {
+		attempts = max(m.entry.Failures(), 1)
+	}
 	dl := DeadLetter{
-		Event: m.Envelope, Error: errString(cause), Permanent: IsPermanent(cause), Attempts: m.Delivered,
+		Event: m.Envelope, Error: errString(cause), Permanent: IsPermanent(cause), Attempts: attempts,
 		Subject: m.Subject, StreamSeq: m.Sequence, ReceivedAt: m.Envelope.ReceivedAt, DeadAt: time.Now().UTC(),
 	}
 	var f *Failure
 	if errors.As(cause, &f) {
 		dl.Rule, dl.Step, dl.Action = f.Rule, f.Step, f.Action
 	}
+	return d.store(ctx, &dl, m.Sequence)
+}
+
+// DeadLetterRaw stores a message of the work stream that is not a valid
+// envelope (it cannot be replayed; its bytes are kept for a human).
+func (d *DLQ) DeadLetterRaw(ctx context.Context, subject string, seq uint64, data []byte, cause error) error {
+	dl := DeadLetter{Raw: data, Error: errString(cause), Permanent: true, Attempts: 1, Subject: subject, StreamSeq: seq, DeadAt: time.Now().UTC()}
+	return d.store(ctx, &dl, seq)
+}
+
+func (d *DLQ) store(ctx context.Context, dl *DeadLetter, seq uint64) error {
 	b, err := json.Marshal(dl)
 	if err != nil {
 		return fmt.Errorf("dlq encode: %w", err)
 	}
-	msg := &nats.Msg{Subject: dlqSubjectPrefix + events.Token(m.Envelope.ID), Data: b, Header: nats.Header{}}
+	id := dl.ID()
+	msg := &nats.Msg{Subject: dlqSubjectPrefix + events.Token(id), Data: b, Header: nats.Header{}}
 	// One dead letter per delivery sequence: a retried DeadLetter call after a
 	// lost ack does not store it twice.
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq/%s/%d", m.Envelope.ID, m.Sequence))
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq/%s/%d", id, seq))
 	if _, err := d.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(d.name)); err != nil {
 		return fmt.Errorf("dlq publish: %w", err)
 	}
@@ -188,6 +228,9 @@ func (d *DLQ) Replay(ctx context.Context, eventID string) error {
 	if err != nil {
 		return err
 	}
+	if dl.Event == nil {
+		return fmt.Errorf("replay %s: %w", eventID, ErrNotAnEvent)
+	}
 	ev := *dl.Event
 	ev.Replay = time.Now().UnixNano()
 	if _, err := d.events.Publish(ctx, []*events.Envelope{&ev}); err != nil {
@@ -231,25 +274,8 @@ func (d *DLQ) ReplayInDoubt(ctx context.Context, j *Journal, eventID, decision s
 	if dl.Rule == "" || dl.Step == "" {
 		return fmt.Errorf("replay %s: %w: the dead letter names no step", eventID, ErrNotInDoubt)
 	}
-	key := dl.Rule + "/" + dl.Step
-	rec, err := j.Get(ctx, eventID, key)
-	if err != nil {
+	if err := j.decide(ctx, eventID, dl.Rule+"/"+dl.Step, decision); err != nil {
 		return fmt.Errorf("replay %s: %w", eventID, err)
-	}
-	if rec == nil || rec.State != StepStarted {
-		state := "never started"
-		if rec != nil {
-			state = rec.State
-		}
-		return fmt.Errorf("replay %s: step %s: %w (it is %s)", eventID, key, ErrNotInDoubt, state)
-	}
-	if decision == InDoubtDone {
-		err = j.Done(ctx, eventID, key, rec.Action, rec.Attempts, map[string]any{"in_doubt": "done by operator"})
-	} else {
-		err = j.Refused(ctx, eventID, key, rec.Action, rec.Attempts)
-	}
-	if err != nil {
-		return fmt.Errorf("replay %s: record the decision: %w", eventID, err)
 	}
 	return d.Replay(ctx, eventID)
 }

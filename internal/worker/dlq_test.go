@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -107,29 +108,104 @@ func TestJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := j.Get(ctx, "ev1", "deal-won/invoice"); err != nil || r != nil {
+	if r, err := j.Get(ctx, "ev1"); err != nil || r != nil {
 		t.Fatalf("fresh get: %v %v", r, err)
 	}
-	if err := j.Start(ctx, "ev1", "deal-won/invoice", "books.create_record", 1); err != nil {
+	e, err := j.Load(ctx, "ev1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := j.Get(ctx, "ev1", "deal-won/invoice")
-	if r.State != worker.StepStarted {
-		t.Fatalf("state %q", r.State)
+	e.SetRecord(map[string]any{"Stage": "Closed Won"})
+	// A read's output rides with the next write.
+	if err := e.Done(ctx, "deal-won/contact", "books.get_records", 1, map[string]any{"contacts": []any{}}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := j.Get(ctx, "ev1"); r != nil {
+		t.Fatalf("a read was written on its own: %+v", r)
+	}
+	if err := e.Start(ctx, "deal-won/invoice", "books.create_record", 1); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := j.Get(ctx, "ev1")
+	if r.Steps["deal-won/invoice"].State != worker.StepStarted || r.Steps["deal-won/contact"].State != worker.StepDone || r.Record["Stage"] != "Closed Won" {
+		t.Fatalf("entry %+v", r)
 	}
 	out := map[string]any{"invoice": map[string]any{"invoice_number": "INV-00001"}}
-	if err := j.Done(ctx, "ev1", "deal-won/invoice", "books.create_record", 1, out); err != nil {
+	if err := e.Done(ctx, "deal-won/invoice", "books.create_record", 1, out, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	r, _ = j.Get(ctx, "ev1", "deal-won/invoice")
-	if r.State != worker.StepDone || r.Output["invoice"].(map[string]any)["invoice_number"] != "INV-00001" {
-		t.Fatalf("record %+v", r)
+	r, _ = j.Get(ctx, "ev1")
+	if s := r.Steps["deal-won/invoice"]; s.State != worker.StepDone || s.Output["invoice"].(map[string]any)["invoice_number"] != "INV-00001" {
+		t.Fatalf("record %+v", s)
 	}
 	// Keys with characters KV does not allow still work.
-	if err := j.Done(ctx, "ev1", "rule with spaces/#2", "crm.coql", 1, nil); err != nil {
+	odd, err := j.Load(ctx, "ev/with spaces")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := j.Get(ctx, "ev1", "rule with spaces/#2"); r == nil || r.State != worker.StepDone {
+	if err := odd.Start(ctx, "rule with spaces/#2", "crm.update_record", 1); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := j.Get(ctx, "ev/with spaces"); r == nil || r.Steps["rule with spaces/#2"].State != worker.StepStarted {
 		t.Fatalf("encoded key: %+v", r)
+	}
+}
+
+// Two handler runs of one event that read the journal before either wrote
+// (a stall longer than the ack wait): only one can claim a step; the other
+// gets ErrClaimed and must not send it.
+func TestJournalClaimIsCompareAndSet(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	j, err := worker.OpenJournal(ctx, env.JS, worker.JournalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := j.Load(ctx, "ev2")
+	b, _ := j.Load(ctx, "ev2")
+	if err := a.Start(ctx, "r/contact", "books.create_record", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx, "r/contact", "books.create_record", 1); !errors.Is(err, worker.ErrClaimed) {
+		t.Fatalf("second claim: want ErrClaimed, got %v", err)
+	}
+	// The same for an entry that existed before both read it.
+	c, _ := j.Load(ctx, "ev2")
+	d, _ := j.Load(ctx, "ev2")
+	if err := c.Done(ctx, "r/contact", "books.create_record", 1, map[string]any{"ok": true}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Failed(ctx, worker.Attempt{Outcome: "retried"}); !errors.Is(err, worker.ErrClaimed) {
+		t.Fatalf("stale write: want ErrClaimed, got %v", err)
+	}
+}
+
+// An output too large for one entry is stored under a key of its own and
+// read back on use.
+func TestJournalSpillsLargeOutputs(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	j, err := worker.OpenJournal(ctx, env.JS, worker.JournalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := j.Load(ctx, "ev3")
+	rows := make([]any, 6000)
+	for i := range rows {
+		rows[i] = map[string]any{"id": fmt.Sprint(i), "Email": fmt.Sprintf("person%d@example.com", i), "Full_Name": "A Person With A Long Name"}
+	}
+	if err := e.Done(ctx, "r/find", "crm.coql", 1, map[string]any{"data": rows}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "r/update", "crm.update_record", 1); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := j.Load(ctx, "ev3")
+	s, err := again.Step(ctx, "r/find")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.OutputKey == "" || len(s.Output["data"].([]any)) != 6000 {
+		t.Fatalf("spilled output: key %q, %d rows (want 6000)", s.OutputKey, len(s.Output["data"].([]any)))
 	}
 }

@@ -24,6 +24,51 @@ type Message struct {
 	// retryAt: when JetStream redelivers it after a nak for a retry; its
 	// record's queued events are released after it at shutdown.
 	retryAt time.Time
+	// journal and entry: the event's journal entry, loaded once per handler
+	// run (Entry).
+	journal *Journal
+	entry   *Entry
+	// Report: what the handler says about its run (rules matched, why
+	// skipped), for the outcome record and the console. Optional.
+	Report *Report
+}
+
+// Report is what a handler tells about one run of an event.
+type Report struct {
+	// Outcome refines "acked": done, no_rule, condition_false,
+	// self_caused, record_missing, ... (the handler's words).
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// Rules that matched the event.
+	Rules []string `json:"rules,omitempty"`
+	// Calls: Zoho calls actually sent in this run.
+	Calls int `json:"calls"`
+}
+
+// NewMessage builds a message for handlers run outside a Runner (tests,
+// dry runs): j may be nil (no journal).
+func NewMessage(env *events.Envelope, j *Journal) *Message {
+	return &Message{Envelope: env, Delivered: 1, Attempt: 1, journal: j}
+}
+
+// ErrNoJournal: the message was not delivered with a journal.
+var ErrNoJournal = errors.New("worker: message has no journal")
+
+// Entry returns the event's journal entry, reading it on first use in a
+// handler run.
+func (m *Message) Entry(ctx context.Context) (*Entry, error) {
+	if m.entry != nil {
+		return m.entry, nil
+	}
+	if m.journal == nil {
+		return nil, ErrNoJournal
+	}
+	e, err := m.journal.Load(ctx, m.Envelope.ID)
+	if err != nil {
+		return nil, err
+	}
+	m.entry = e
+	return e, nil
 }
 
 // InProgress tells JetStream the event is still being worked on, resetting

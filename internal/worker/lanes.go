@@ -22,6 +22,7 @@ type lanes struct {
 }
 
 type lane struct {
+	partition int
 	running   bool
 	queue     []*Message // sorted by stream sequence
 	blockedBy uint64     // sequence of the event awaiting its retry; 0 = none
@@ -48,7 +49,7 @@ func (l *lanes) admit(key string, m *Message, stopping bool) admission {
 	defer l.mu.Unlock()
 	ln := l.m[key]
 	if ln == nil {
-		ln = &lane{}
+		ln = &lane{partition: m.Partition}
 		l.m[key] = ln
 	}
 	if i, found := slices.BinarySearchFunc(ln.queue, m.Sequence, cmpSeq); found {
@@ -121,17 +122,52 @@ type heldMsg struct {
 	after time.Time
 }
 
-// release returns every queued message with its release time (shutdown).
-func (l *lanes) release() []heldMsg {
+// release removes and returns the queued messages of partition p (every
+// partition when p < 0) with their release time: after their blocker.
+func (l *lanes) release(p int) []heldMsg {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []heldMsg
-	for _, ln := range l.m {
+	for key, ln := range l.m {
+		kept := ln.queue[:0]
 		for _, m := range ln.queue {
+			if p >= 0 && m.Partition != p {
+				kept = append(kept, m)
+				continue
+			}
 			out = append(out, heldMsg{m: m, after: ln.retryAt})
+		}
+		ln.queue = kept
+		if !ln.running && len(ln.queue) == 0 && (p < 0 || ln.blockedBy == 0 || ln.partition == p) {
+			delete(l.m, key)
 		}
 	}
 	return out
+}
+
+// queuedSeq reports whether seq is queued in key's lane.
+func (l *lanes) queuedSeq(key string, seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ln := l.m[key]
+	if ln == nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(ln.queue, seq, cmpSeq)
+	return found
+}
+
+// yield puts the running message m back in its queue (an older event of
+// its record arrived behind it) and returns the queue's head to run now.
+func (l *lanes) yield(key string, m *Message) *Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ln := l.m[key]
+	i, _ := slices.BinarySearchFunc(ln.queue, m.Sequence, cmpSeq)
+	ln.queue = slices.Insert(ln.queue, i, m)
+	next := ln.queue[0]
+	ln.queue = ln.queue[1:]
+	return next
 }
 
 // held returns the queued messages (to keep them alive or release them).

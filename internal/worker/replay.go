@@ -10,18 +10,21 @@ import (
 	"github.com/zohook/zohook/internal/events"
 )
 
-// ReplayHistory re-publishes every event stored since `since` (optionally
-// only those matching filter, a subject such as zoho.crm.notify.*.Deals.>)
-// so the current rules process them again. Event ids stay the same, so steps
-// already journaled as done are not repeated; every event of one run gets
-// the same replay number, so running it twice within the duplicate window
-// stores each event once. It returns how many events it re-published.
+// ReplayHistory re-publishes every event the history stream holds since
+// `since` (optionally only those matching filter, a subject such as
+// zoho.crm.notify.*.deals.>) so the current rules process them again.
+// Event ids stay the same, so steps already journaled as done are not
+// repeated; every event of one run gets the same replay number, so running
+// it twice within the duplicate window stores each event once. Events of
+// one record are re-published one after another in their original order
+// (different records concurrently), so a record's update never lands
+// before its create. It returns how many events it re-published.
 func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.StreamConfig, pub *events.Publisher, since time.Time, filter string) (int, error) {
 	scfg = scfg.WithDefaults()
 	if filter == "" {
 		filter = events.SubjectPrefix + ".>"
 	}
-	cons, err := js.OrderedConsumer(ctx, scfg.Name, jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(ctx, scfg.HistoryName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
@@ -63,7 +66,7 @@ func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.Stre
 			return n, fmt.Errorf("replay fetch: %w", err)
 		}
 		if len(envs) > 0 {
-			if _, err := pub.Publish(ctx, envs); err != nil {
+			if err := publishInRecordOrder(ctx, pub, envs); err != nil {
 				return n, fmt.Errorf("replay publish: %w", err)
 			}
 			n += len(envs)
@@ -73,4 +76,35 @@ func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.Stre
 		}
 	}
 	return n, nil
+}
+
+// publishInRecordOrder publishes envs (in stream order) in waves: each wave
+// holds the next event of every record, so records go concurrently and
+// each record's events one after another, in order.
+func publishInRecordOrder(ctx context.Context, pub *events.Publisher, envs []*events.Envelope) error {
+	queues := map[string][]*events.Envelope{}
+	var order []string
+	for _, e := range envs {
+		k := events.RecordKey(e)
+		if _, ok := queues[k]; !ok {
+			order = append(order, k)
+		}
+		queues[k] = append(queues[k], e)
+	}
+	for len(order) > 0 {
+		wave := make([]*events.Envelope, 0, len(order))
+		next := order[:0]
+		for _, k := range order {
+			q := queues[k]
+			wave = append(wave, q[0])
+			if queues[k] = q[1:]; len(queues[k]) > 0 {
+				next = append(next, k)
+			}
+		}
+		order = next
+		if _, err := pub.Publish(ctx, wave); err != nil {
+			return err
+		}
+	}
+	return nil
 }

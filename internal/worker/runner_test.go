@@ -51,6 +51,13 @@ func (r *recorder) DeadLetter(_ context.Context, m *worker.Message, cause error)
 	return nil
 }
 
+func (r *recorder) DeadLetterRaw(_ context.Context, subject string, seq uint64, _ []byte, cause error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dead[fmt.Sprint("raw-", seq)] = cause
+	return nil
+}
+
 func (r *recorder) total() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -86,12 +93,14 @@ func publish(t *testing.T, env *eventstest.Env, records, perRecord int) map[stri
 
 func run(t *testing.T, env *eventstest.Env, h worker.Handler, dl worker.DeadLetterer, maxDeliver int) (stop func()) {
 	t.Helper()
-	r, err := worker.NewRunner(worker.Config{
+	cfg := worker.Config{
 		JS: env.JS, Stream: env.Stream, Handler: h, DeadLetter: dl, Concurrency: 4,
 		Consumer:  events.ConsumerConfig{MaxDeliver: maxDeliver, AckWait: 3 * time.Second},
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	configureConsumers(t, cfg)
+	r, err := worker.NewRunner(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,15 @@ func (s *CRMService) AddAttachment(ctx context.Context, module, id, fileName str
 	return s.attachmentWrite(ctx, &request{api: APICRM, method: http.MethodPost, path: rel, query: q, body: body, contentType: ct})
 }
 
-// AttachLink attaches a URL to a record (attachmentUrl, §4.2).
+// AttachLink attaches a URL to a record (§4.2). It sends what Zoho's own
+// "Upload an Attachment" sample sends (for example
+// https://www.zoho.com/crm/developer/docs/api/v2.1/upload-attachment.html,
+// and the same page of later versions, .../api/v8/upload-attachment.html):
+// `-F "attachmentUrl=…"` in place of `-F "file=@…"`, a multipart/form-data
+// body with one or the other part. The page lists title under Parameters
+// (the query string), as for a file upload.
+// The OAS files declare attachmentUrl as a query parameter with no body,
+// but no documented sample sends that.
 func (s *CRMService) AttachLink(ctx context.Context, module, id, link, title string) (*RecordResult, *Response, error) {
 	rel, err := segs(module, id, "Attachments")
 	if err != nil {
@@ -112,12 +120,15 @@ func (s *CRMService) AttachLink(ctx context.Context, module, id, link, title str
 	if u, err := url.Parse(link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, nil, &InputError{Input: "url", Reason: "must be an absolute http(s) URL"}
 	}
-	// Query parameters, as in Zoho's OAS (attachments.json); the v7 page shows a form field instead.
-	q := url.Values{"attachmentUrl": {link}}
+	body, ct, err := multipartBody(url.Values{"attachmentUrl": {link}}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := url.Values{}
 	if title != "" {
 		q.Set("title", title)
 	}
-	return s.attachmentWrite(ctx, &request{api: APICRM, method: http.MethodPost, path: rel, query: q})
+	return s.attachmentWrite(ctx, &request{api: APICRM, method: http.MethodPost, path: rel, query: q, body: body, contentType: ct})
 }
 
 // AttachmentListOptions tunes ListAttachments.

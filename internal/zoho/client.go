@@ -15,6 +15,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -163,7 +164,8 @@ type clientOptions struct {
 // Option configures NewClient.
 type Option func(*clientOptions)
 
-// WithHTTPClient sets the HTTP client (default: a client with a 60 s timeout).
+// WithHTTPClient sets the HTTP client (default: a client with a 60 s timeout
+// and a transport keeping MaxIdleConnsPerHost idle connections per host).
 func WithHTTPClient(hc *http.Client) Option { return func(o *clientOptions) { o.hc = hc } }
 
 // WithTokenSource replaces the built-in Refresher (e.g. a token shared through NATS KV).
@@ -215,7 +217,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	c := &Client{cfg: cfg, hc: o.hc, ts: o.ts, logger: o.logger, debug: o.debug, userAgent: o.userAgent,
 		coqlPageSize: o.coqlPageSize, maxBody: o.maxBody, limiters: map[string]Limiter{}}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 60 * time.Second}
+		c.hc = &http.Client{Timeout: 60 * time.Second, Transport: defaultTransport()}
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -251,6 +253,21 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	c.Books = &BooksService{c: c}
 	return c, nil
 }
+
+// MaxIdleConnsPerHost is how many idle connections the default transport
+// keeps per Zoho host. net/http's default keeps 2: a worker running 16 to 64
+// events at once would then open a new TLS connection for most calls and
+// close it again. CRM and Books share www.zohoapis.* in most data centers.
+const MaxIdleConnsPerHost = 64
+
+// defaultTransport is shared by every client built without WithHTTPClient
+// (one per Zoho connection), so their idle connections live in one pool.
+var defaultTransport = sync.OnceValue(func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	t.MaxIdleConns = 4 * MaxIdleConnsPerHost // accounts, CRM, Books hosts and a spare
+	return t
+})
 
 // Config returns the client's configuration (print it; it redacts secrets).
 func (c *Client) Config() Config { return c.cfg }
@@ -508,6 +525,12 @@ func (c *Client) attempt(ctx context.Context, r *request, attempts *int) (res *r
 	}
 	*attempts++
 	start := time.Now()
+	if rec := exchangesFrom(ctx); rec != nil {
+		// Deferred: it sees the final res and err of every return below.
+		n := *attempts
+		scrub := func(s string) string { return c.scrubSecrets(tok, s) }
+		defer func() { recordExchange(rec, r.api, req, r.body, n, time.Since(start), res, err, scrub) }()
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 )
 
 // DataCenter is one row of Zoho's multi-DC table (API.md §1.1).
@@ -216,7 +217,100 @@ func (c Config) checkValues() error {
 			return &ConfigError{Problem: fmt.Sprintf("%s must be an absolute http(s) URL", f.env)}
 		}
 	}
+	if msg := checkAPIURL(c.APIURL); msg != "" {
+		return &ConfigError{Problem: msg}
+	}
+	if msg := checkBooksURL(c.BooksURL); msg != "" {
+		return &ConfigError{Problem: msg}
+	}
 	return nil
+}
+
+// crmVersion is the CRM API path zohook adds to APIURL.
+const crmVersion = "/crm/v8"
+
+// checkAPIURL refuses a CRM API URL that already carries the API path:
+// zohook adds /crm/v8 to it, so https://www.zohoapis.com/crm/v8 would send
+// every call to /crm/v8/crm/v8/… (and an older /crm/v2 to /crm/v2/crm/v8/…).
+// It refuses rather than strips the path: a value naming another version
+// shows a misunderstanding the operator should resolve, not zohook.
+func checkAPIURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, _ := url.Parse(raw) // already checked
+	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
+	for i, s := range segs {
+		if strings.EqualFold(s, "crm") {
+			fix := *u
+			fix.Path = strings.Join(segs[:i], "/")
+			if fix.Path != "" {
+				fix.Path = "/" + fix.Path
+			}
+			fix.RawQuery, fix.Fragment = "", ""
+			return fmt.Sprintf("%s (api_url in the config file) %q is refused: it already carries the CRM API path /%s, "+
+				"which zohook adds itself (every call would go to %s%s/…); set it to %s",
+				EnvAPIURL, raw, strings.Join(segs[i:], "/"), strings.TrimRight(u.Path, "/"), crmVersion, fix.String())
+		}
+	}
+	return ""
+}
+
+// checkBooksURL refuses a Books URL that cannot be the Books API base.
+// Unlike APIURL it is the whole base, path included (…/books/v3; zohook
+// adds only /invoices and the like), so the mistakes are the reverse ones:
+// a Zoho API host without the path (calls would go to host/invoices), the
+// path given twice or followed by an entity, or a CRM path. A proxy or a
+// fake with its own path layout is left alone.
+func checkBooksURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, _ := url.Parse(raw) // already checked
+	path := strings.TrimRight(u.Path, "/")
+	lower := strings.ToLower(path)
+	base := *u
+	base.RawQuery, base.Fragment = "", ""
+	refuse := func(why, fixPath string) string {
+		base.Path = fixPath
+		return fmt.Sprintf("%s (books_url in the config file) %q is refused: %s; set it to %s", EnvBooksURL, raw, why, base.String())
+	}
+	if i := strings.Index(lower, "/books/v3"); i >= 0 && lower[i+len("/books/v3"):] != "" {
+		return refuse("it is the Books API base and must end with /books/v3, which zohook follows with the entity path "+
+			"(…/books/v3/invoices); this one carries more after it", path[:i+len("/books/v3")])
+	}
+	if i := strings.Index(lower, "/crm/"); i >= 0 || strings.HasSuffix(lower, "/crm") {
+		if i < 0 {
+			i = len(lower) - len("/crm")
+		}
+		return refuse("it carries a CRM API path; the Books API base is …/books/v3", path[:i]+"/books/v3")
+	}
+	host := strings.ToLower(u.Hostname())
+	zohoHost := strings.Contains(host, "zohoapis.") || strings.HasPrefix(host, "books.zoho.")
+	if zohoHost && path == "" {
+		return refuse("it is the whole Books API base, path included (zohook adds only the entity, e.g. /invoices), "+
+			"and a Zoho host needs its API path", "/books/v3")
+	}
+	return ""
+}
+
+// MinTokenRetry is the shortest sensible -token-retry: Zoho allows 10
+// access-token refreshes per 10 minutes per refresh token, and refused
+// refreshes count, so a shorter wait can lock the refresh token out for
+// the rest of the window.
+const MinTokenRetry = time.Minute
+
+// TokenRetryWarnings returns a warning to log when d (the -token-retry
+// flag: how long workers wait after a refused token refresh) is under
+// MinTokenRetry; nil otherwise. It warns rather than refuses: tests and
+// a deliberate short outage drill use a few seconds.
+func TokenRetryWarnings(d time.Duration) []string {
+	if d <= 0 || d >= MinTokenRetry {
+		return nil
+	}
+	return []string{fmt.Sprintf("-token-retry %s is under %s: Zoho allows 10 token refreshes per 10 minutes per refresh "+
+		"token and refused ones count, so retrying every %s can use them all up (%d attempts in 10 minutes) and keep "+
+		"every worker waiting until the window clears", d, MinTokenRetry, d, int((10*time.Minute)/d))}
 }
 
 func (c Config) dc() DataCenter {

@@ -166,13 +166,19 @@ func (o *OAuth) tokenRequest(ctx context.Context, v url.Values) (*Grant, error) 
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	start := o.now()
+	// Recorded for WithExchanges (secrets redacted): status, code, message.
+	var xStatus int
+	var xCode, xMessage string
+	defer func(t0 time.Time) { recordTokenExchange(ctx, req, v, t0, xStatus, xCode, xMessage) }(time.Now())
 	resp, err := o.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("zoho accounts: token request: %w", ctx.Err())
 		}
+		xMessage = scrubURLError(err).Error()
 		return nil, fmt.Errorf("zoho accounts: token request: %w: %w", errTransport, scrubURLError(err))
 	}
+	xStatus = resp.StatusCode
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
@@ -184,6 +190,7 @@ func (o *OAuth) tokenRequest(ctx context.Context, v url.Values) (*Grant, error) 
 	if jerr := dec.Decode(&tj); jerr != nil {
 		return nil, &Error{API: APIAccounts, HTTPStatus: resp.StatusCode, Code: "INVALID_RESPONSE", Message: "token response is not JSON", Method: "POST", Path: "/oauth/v2/token", RetryAfter: retryAfter(resp.Header, o.now())}
 	}
+	xCode, xMessage = tj.Error, tj.ErrorDescription
 	if tj.Error != "" {
 		return nil, &TokenError{Code: tj.Error, Description: tj.ErrorDescription, HTTPStatus: resp.StatusCode}
 	}

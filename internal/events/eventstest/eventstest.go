@@ -49,7 +49,7 @@ func StartIn(t testing.TB, dir string) *Env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(ctx, env.JS, env.Stream); err != nil {
+	if _, err := events.EnsureEventStreams(ctx, env.JS, env.Stream, events.ConsumerConfig{}, events.CreateMissing); err != nil {
 		t.Fatal(err)
 	}
 	return env
@@ -66,7 +66,8 @@ func (e *Env) Stop() {
 	}
 }
 
-// Messages returns the number of messages in the events stream.
+// Messages returns the number of messages in the work stream (events not
+// yet acknowledged).
 func (e *Env) Messages(t testing.TB) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

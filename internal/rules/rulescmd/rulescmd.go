@@ -1,12 +1,14 @@
 package rulescmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -15,18 +17,39 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/zoho"
 )
 
 const usage = `Usage:
   rules check [FILE]
-  rules test --event EVENT.json [--record RECORD.json] [--output KEY=OUTPUT.json]... [--format yaml|json] [FILE]
+  rules schema
+  rules test [-run REGEXP] [-v] [FILE.test.yaml | DIR]...
+  rules test --event EVENT.json [--record RECORD.json] [--output KEY=OUTPUT.json]...
+             [--organization-id ID] [--format yaml|json] [FILE]
 
 check   loads FILE (default rules.yaml) and reports every problem as
         file:line:col: rule "name": message. Exit 0 when valid (with a
         summary), 1 when not.
 
-test    shows which rules an event matches, why the others do not, and the
-        exact Zoho calls each step would make (action and resolved inputs).
+schema  prints the JSON Schema (draft 2020-12) of rules files, generated
+        from the definitions check uses (docs/schema/rules.schema.json is
+        the checked-in copy, named by rules.yaml's first line for editors).
+
+test    with test files (*.test.yaml, or directories holding them; default
+        the *.test.yaml of the current directory): runs every case (an
+        event or a callback body, the record Zoho returns, canned outputs)
+        and compares what happens with what the case expects: which rules
+        match or why not, the calls as sent, skipped and failed steps.
+        Mismatches print a diff. -run selects cases by name (a regular
+        expression), -v lists every case. Exit 0 when all cases pass, 1
+        when one fails. Nothing is sent anywhere: no NATS, no Zoho.
+        Writing test files: docs/rules.md, "Testing your rules".
+
+test --event
+        a dry run of one event: which rules match, why the others do not,
+        and each call the steps would make as zohook would send it: method,
+        full URL with query, and the JSON body with the defaults zohook
+        adds (trigger: [] on CRM writes, wf_trigger=false on deletes).
         Nothing is sent to Zoho.
         EVENT.json is either a zohook event:
           {"source": "crm.notify", "module": "Deals", "operation": "update",
@@ -36,13 +59,17 @@ test    shows which rules an event matches, why the others do not, and the
         or the body Zoho CRM posted to a notification channel
           {"module": "Deals", "ids": ["42"], "operation": "update",
            "channel_id": "...", "token": "..."}
-        whose first id becomes the event.
+        which goes through zohook's receiver; its first record is used.
         RECORD.json is the record as Zoho returns it (a JSON object), used
         as ` + "`record`" + `; without it record is null.
         A step's output is not known in a dry run: expressions reading it
         show as <steps.id.field>. --output rule/step=FILE.json supplies one.
+        URLs use ZOHOOK_ZOHO_DC / _API_URL / _BOOKS_URL when set (default
+        https://www.zohoapis.com); Books calls carry --organization-id (or
+        ZOHOOK_ZOHO_BOOKS_ORG_ID, or the step's organization_id).
+        --format json prints the same as one JSON document.
         Exit 0 after a dry run, 1 when the file is invalid or an expression
-        failed, 2 on usage errors.
+        or a step failed, 2 on usage errors.
 `
 
 // Run runs `rules ARGS...` and returns the process exit code.
@@ -59,6 +86,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "test":
 		return test(ctx, args[1:], stdout, stderr)
+	case "schema":
+		return schema(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "rules: unknown command %q\n\n%s", args[0], usage)
 	return 2
@@ -164,6 +193,23 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+func schema(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "rules schema: takes no arguments\n\n%s", usage)
+		return 2
+	}
+	data, err := rules.SchemaJSON()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, err := stdout.Write(data); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
 type outputFlags map[string]string
 
 func (o outputFlags) String() string { return "" }
@@ -178,11 +224,14 @@ func (o outputFlags) Set(v string) error {
 
 func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("test", stderr)
-	eventFile := fs.String("event", "", "event `file` (JSON)")
+	eventFile := fs.String("event", "", "event `file` (JSON): a dry run of this event")
 	recordFile := fs.String("record", "", "record `file` (JSON object)")
-	format := fs.String("format", "yaml", "inputs format: yaml or json")
+	format := fs.String("format", "yaml", "dry run output: yaml (readable text) or json")
+	orgID := fs.String("organization-id", "", "Books organization `id` of planned Books calls")
 	outputs := outputFlags{}
 	fs.Var(outputs, "output", "known output of a step: rule/step=FILE.json (repeatable)")
+	runRE := fs.String("run", "", "run only the test cases whose name matches `regexp`")
+	verbose := fs.Bool("v", false, "list every test case")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -190,17 +239,35 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	file, ok := fileArg(pos, stderr)
-	if !ok {
+	if *eventFile == "" {
+		if *recordFile != "" || len(outputs) > 0 || *orgID != "" {
+			fmt.Fprintln(stderr, "rules test: --record, --output and --organization-id go with --event (a dry run); test files give them per case")
+			return 2
+		}
+		return runTestFiles(ctx, pos, *runRE, *verbose, stdout, stderr)
+	}
+	if *runRE != "" {
+		fmt.Fprintln(stderr, "rules test: -run selects cases of test files, not a dry run (--event)")
 		return 2
 	}
-	if *eventFile == "" {
-		fmt.Fprintln(stderr, "rules test: --event is required")
+	file, ok := fileArg(pos, stderr)
+	if !ok {
 		return 2
 	}
 	if *format != "yaml" && *format != "json" {
 		fmt.Fprintln(stderr, "rules test: --format is yaml or json")
 		return 2
+	}
+	cfg, err := zoho.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "rules test: %v\n", err)
+		return 2
+	}
+	switch {
+	case *orgID != "":
+		cfg.BooksOrgID = *orgID
+	case cfg.BooksOrgID == "":
+		cfg.BooksOrgID = placeholderOrg
 	}
 	set, err := rules.Load(file)
 	if err != nil {
@@ -223,76 +290,37 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "rules test: %v\n", err)
 			return 2
 		}
+		record = normalizeNumbers(record).(map[string]any)
 	}
-	dry := &rules.DryRun{Outputs: map[string]map[string]any{}}
+	known := map[string]map[string]any{}
 	for key, f := range outputs {
 		var out map[string]any
 		if err := readJSON(f, &out); err != nil {
 			fmt.Fprintf(stderr, "rules test: --output %s: %v\n", key, err)
 			return 2
 		}
-		dry.Outputs[key] = out
+		known[key] = normalizeNumbers(out).(map[string]any)
 	}
-
-	if note != "" {
-		fmt.Fprintf(stdout, "note: %s\n", note)
+	rep, err := evaluate(ctx, set, ev, record, newWireExec(cfg, known, nil))
+	if err != nil {
+		fmt.Fprintf(stderr, "rules test: %v\n", err)
+		return 1
 	}
-	fmt.Fprintf(stdout, "event: source=%s connection=%s module=%s operation=%s record_id=%s", ev.Source, orDefault(ev.Connection), ev.Module, ev.Operation, ev.RecordID)
-	if len(ev.ChangedFields) > 0 {
-		fmt.Fprintf(stdout, " changed=%s", strings.Join(ev.ChangedFields, ","))
-	}
-	if ev.Hook != "" {
-		fmt.Fprintf(stdout, " hook=%s", ev.Hook)
-	}
-	fmt.Fprintln(stdout)
-	matched := set.Match(ev)
-	if load, fields := set.RecordNeeds(matched); load {
-		what := "all fields"
-		if len(fields) > 0 {
-			what = strings.Join(fields, ", ")
+	rep.Note = note
+	var b strings.Builder
+	if *format == "json" {
+		if err := printJSON(&b, rep); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
 		}
-		src := "from --record"
-		if record == nil {
-			src = "not given (--record): record is null"
-		}
-		fmt.Fprintf(stdout, "record: the worker would load %s; %s\n", what, src)
+	} else {
+		printText(&b, rep)
 	}
-	failed := false
-	for _, x := range set.Explain(ev, record) {
-		if !x.Matched {
-			fmt.Fprintf(stdout, "\nrule %s: no (%s: %s)\n", x.Rule, x.Stage, x.Reason)
-			if x.Stage == "condition" && record == nil && set.Rule(x.Rule).LoadRecord {
-				fmt.Fprintln(stdout, "  hint: record is null in this test; pass the record with --record RECORD.json")
-			}
-			if x.Stage == "condition" && strings.HasPrefix(x.Reason, "condition error") {
-				failed = true
-			}
-			continue
-		}
-		fmt.Fprintf(stdout, "\nrule %s: MATCHES\n", x.Rule)
-		res, err := set.Rule(x.Rule).Run(ctx, rules.Input{Event: ev, Record: record}, dry)
-		for _, st := range res.Steps {
-			fmt.Fprintf(stdout, "  step %s: %s", st.Key, st.Action)
-			switch st.Outcome {
-			case rules.OutcomeSkipped:
-				fmt.Fprintln(stdout, " - skipped (its when is false)")
-				continue
-			case rules.OutcomeFailed:
-				fmt.Fprintf(stdout, " - ERROR: %s\n", st.Error)
-				continue
-			}
-			fmt.Fprintln(stdout, " - would call Zoho with:")
-			if st.Note != "" {
-				fmt.Fprintf(stdout, "    # %s\n", st.Note)
-			}
-			fmt.Fprint(stdout, indent(render(st.Inputs, *format), "    "))
-		}
-		if err != nil {
-			failed = true
-			fmt.Fprintf(stdout, "  error: %v\n", err)
-		}
+	if _, err := io.WriteString(stdout, b.String()); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
-	if failed {
+	if rep.failed() {
 		return 1
 	}
 	return 0
@@ -308,12 +336,48 @@ func orDefault(s string) string {
 func readJSON(file string, v any) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %w", err)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	return nil
+}
+
+// normalizeNumbers gives numbers the types the worker's Zoho client gives
+// them (int64 when whole, float64 otherwise), so conditions and templates
+// see a record or an output as they would in the worker.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case int:
+		return int64(x)
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+		return float64(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = normalizeNumbers(x[i])
+		}
+		return x
+	}
+	return v
 }
 
 func render(v map[string]any, format string) string {

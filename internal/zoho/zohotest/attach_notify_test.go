@@ -39,13 +39,14 @@ func TestCRMAttachments(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "attachment uploaded successfully") {
 		t.Fatalf("upload: %d %s", resp.StatusCode, b)
 	}
-	// Link attachment, once as query and once as form field.
-	if st, body := c.do("POST", base+"?attachmentUrl="+url.QueryEscape("https://example.com/a.pdf"), nil); st != 200 {
-		t.Fatalf("link: %d %v", st, body)
+	// Link attachment, as Zoho's sample sends it: a multipart attachmentUrl part (title as a part, or in the query).
+	linkB, linkCT := linkBody(t, map[string]string{"attachmentUrl": "https://example.com/a.pdf"})
+	if resp, b := c.raw("POST", base, linkB, "Content-Type", linkCT); resp.StatusCode != 200 {
+		t.Fatalf("link: %d %s", resp.StatusCode, b)
 	}
-	form := url.Values{"attachmentUrl": {"https://example.com/b.pdf"}, "title": {"B"}}
-	if resp, b := c.raw("POST", base, []byte(form.Encode()), "Content-Type", "application/x-www-form-urlencoded"); resp.StatusCode != 200 {
-		t.Fatalf("link form: %d %s", resp.StatusCode, b)
+	linkB, linkCT = linkBody(t, map[string]string{"attachmentUrl": "https://example.com/b.pdf", "title": "B"})
+	if resp, b := c.raw("POST", base, linkB, "Content-Type", linkCT); resp.StatusCode != 200 {
+		t.Fatalf("link with title part: %d %s", resp.StatusCode, b)
 	}
 	if st, body := c.do("POST", base, nil); st != 400 || body["code"] != "INVALID_REQUEST" {
 		t.Fatalf("nothing to attach: %d %v", st, body)

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -30,11 +29,12 @@ type Attachment struct {
 }
 
 var (
-	errNoFile   = errors.New("no file part")
-	errTooLarge = errors.New("file too large")
+	errNoFile       = errors.New("no file part")
+	errNotMultipart = errors.New("not a multipart/form-data body")
+	errTooLarge     = errors.New("file too large")
 )
 
-// multipartFile reads the named file part of a multipart/form-data body.
+// multipartFile reads the named file part of a multipart/form-data body (Books attachments).
 func multipartFile(rq *request, field string) (*Attachment, error) {
 	ct, p, err := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
 	if err != nil || ct != "multipart/form-data" {
@@ -62,6 +62,68 @@ func multipartFile(rq *request, field string) (*Attachment, error) {
 		}
 		return &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}, nil
 	}
+}
+
+// upload is what a multipart/form-data upload body carries.
+type upload struct {
+	file  *Attachment // the "file" part, nil when absent
+	link  string      // the "attachmentUrl" part
+	title string      // a "title" part
+}
+
+// readUpload reads the parts of a multipart/form-data body: Zoho's "Upload an Attachment" sample sends either a
+// "file" part or an "attachmentUrl" part (§4.1, §4.2).
+func readUpload(rq *request) (*upload, error) {
+	ct, p, err := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
+	if err != nil || ct != "multipart/form-data" || p["boundary"] == "" {
+		return nil, errNotMultipart
+	}
+	up := &upload{}
+	mr := multipart.NewReader(bytes.NewReader(rq.body), p["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return up, nil
+		}
+		if err != nil {
+			return nil, errNotMultipart
+		}
+		switch part.FormName() {
+		case "file":
+			if part.FileName() == "" {
+				continue
+			}
+			b, err := io.ReadAll(io.LimitReader(part, maxAttachmentBytes+1))
+			if err != nil {
+				return nil, fmt.Errorf("read part: %w", err)
+			}
+			if len(b) > maxAttachmentBytes {
+				return nil, errTooLarge
+			}
+			ctype := part.Header.Get("Content-Type")
+			if ctype == "" {
+				ctype = "application/octet-stream"
+			}
+			up.file = &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}
+		case "attachmentUrl", "title":
+			b, err := io.ReadAll(io.LimitReader(part, 64<<10))
+			if err != nil {
+				return nil, fmt.Errorf("read part: %w", err)
+			}
+			if part.FormName() == "title" {
+				up.title = string(b)
+			} else {
+				up.link = string(b)
+			}
+		}
+	}
+}
+
+// invalidUpload is the 400 Zoho's OAS documents for a missing upload (MandatoryParamError).
+func invalidUpload(expected string) *response {
+	return jsonResp(http.StatusBadRequest, map[string]any{"code": "INVALID_REQUEST",
+		"message": "unable to process your request. please verify whether you have entered proper method name, parameter and parameter values.",
+		"status":  "error", "details": map[string]any{"expected_type": expected}})
 }
 
 func (s *Server) serveAttachments(rq *request, mod *crmModule, recID string, rest []string) *response {
@@ -113,34 +175,29 @@ func findAttachment(list []*Attachment, id string) *Attachment {
 	return nil
 }
 
+// uploadAttachment accepts exactly what Zoho's documented sample sends: a multipart/form-data body with a "file"
+// part or an "attachmentUrl" part, never both, and title as a query parameter (or a part). A link sent any other
+// way (only in the query string, as the OAS declares it, or as a url-encoded form) is refused: no documented
+// sample sends it so, and a client that did would be trusting the fake alone.
 func (s *Server) uploadAttachment(rq *request, mod *crmModule, recID string) *response {
-	title := rq.query("title")
-	a, err := multipartFile(rq, "file")
+	up, err := readUpload(rq)
 	switch {
 	case errors.Is(err, errTooLarge):
 		return tooLarge(apiCRM)
 	case err != nil:
-		// attachmentUrl is a query parameter in the OAS and a form field in the v7 docs (§4.2): accept both.
-		link := rq.query("attachmentUrl")
-		if link == "" {
-			link = multipartValue(rq, "attachmentUrl")
-		}
-		if link == "" {
-			if form, perr := url.ParseQuery(string(rq.body)); perr == nil {
-				link = form.Get("attachmentUrl")
-				if title == "" {
-					title = form.Get("title")
-				}
-			}
-		}
-		if link == "" {
-			return jsonResp(http.StatusBadRequest, map[string]any{"code": "INVALID_REQUEST", "message": "unable to process your request. please verify whether you have entered proper method name, parameter and parameter values.",
-				"status": "error", "details": map[string]any{"expected_type": "file or attachmentUrl"}})
-		}
-		a = &Attachment{FileName: link, LinkURL: link}
+		return invalidUpload("multipart/form-data with a file or an attachmentUrl part")
+	case up.file != nil && up.link != "":
+		return invalidUpload("a file or an attachmentUrl part, not both")
+	case up.file == nil && up.link == "":
+		return invalidUpload("file or attachmentUrl")
 	}
+	a := up.file
+	if a == nil {
+		a = &Attachment{FileName: up.link, LinkURL: up.link}
+	}
+	title := rq.query("title")
 	if title == "" {
-		title = multipartValue(rq, "title")
+		title = up.title
 	}
 	s.crm.attSeq += 3
 	a.ID = strconv.FormatInt(s.crm.attSeq, 10)

@@ -21,6 +21,11 @@ import (
 //	value   := 'string' | number | TRUE | FALSE
 //
 // Keywords are case-insensitive; columns may be dotted (Account_Name.Account_Name) to read through a lookup.
+//
+// Inside a 'string' a doubled quote is one quote: the escape Zoho documents ("add another single quote",
+// https://help.zoho.com/portal/en/community/topic/kaizen-171-faqs-on-coql-api). A backslash escapes the next byte
+// (so \\ is one backslash and \' one quote): UNCONFIRMED, Zoho documents nothing about backslashes. The rules'
+// coql() doubles both, so its literals read the same under either reading.
 
 const (
 	coqlMaxColumns  = 50

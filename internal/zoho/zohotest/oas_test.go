@@ -70,6 +70,12 @@ func TestContract(t *testing.T) {
 	}
 	c.raw("GET", "/crm/v8/Accounts/"+d.AccountID+"/Attachments/"+atts[0].ID, nil)
 	c.raw("DELETE", "/crm/v8/Accounts/"+d.AccountID+"/Attachments/"+atts[0].ID, nil)
+	// A link as Zoho's sample sends it: a multipart attachmentUrl part, title in the query.
+	lb, lct := linkBody(t, map[string]string{"attachmentUrl": "https://example.com/x.pdf"})
+	c.raw("POST", "/crm/v8/Accounts/"+d.AccountID+"/Attachments?title=X", lb, "Content-Type", lct)
+	if atts := c.s.CRMAttachments("Accounts", d.AccountID); len(atts) != 1 || atts[0].LinkURL != "https://example.com/x.pdf" {
+		t.Fatalf("link attachment: %+v", atts)
+	}
 	c.s.FlushNotifications()
 
 	if len(c.s.CallsTo("", "/crm/v8/")) < len(steps) {
