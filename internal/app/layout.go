@@ -51,10 +51,15 @@ func EnsureLayout(ctx context.Context, js jetstream.JetStream, s events.StreamCo
 	if err != nil {
 		return outs, err
 	}
-	o, err := events.EnsureStream(ctx, js, worker.DLQSpec(worker.DLQConfig{Replicas: s.Replicas}), mode)
-	outs = append(outs, o)
-	if err != nil {
-		return outs, err
+	for _, spec := range []jetstream.StreamConfig{
+		worker.DLQSpec(worker.DLQConfig{Replicas: s.Replicas}),
+		worker.OutcomesSpec(s.Replicas, s.HistoryMaxAge, max(s.HistoryMaxBytes/4, 1<<20)),
+	} {
+		o, err := events.EnsureStream(ctx, js, spec, mode)
+		outs = append(outs, o)
+		if err != nil {
+			return outs, err
+		}
 	}
 	for _, b := range layoutBuckets(s) {
 		o, err := events.EnsureKV(ctx, js, b, mode)

@@ -140,6 +140,7 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 		Consumer:          ccfg,
 		Journal:           p.journal,
 		Members:           members,
+		Outcomes:          worker.NewOutcomes(bb.JS, p.name, log),
 		Handler:           worker.Chain(p.handler, worker.Log(log), worker.Recover(log), worker.Timeout(o.EventTimeout)),
 		DeadLetter:        p.dlq,
 		Observer:          p.observer,

@@ -16,6 +16,7 @@ import (
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
+	"github.com/zohook/zohook/internal/zoho"
 )
 
 // RuleSource yields the current rule set; *rules.Watcher implements it.
@@ -112,10 +113,15 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	ev := ToRulesEvent(m.Envelope)
 	log := e.log.With("event_id", ev.ID, "rules_version", set.Version())
 	matched := set.Match(ev)
+	rep := &worker.Report{Outcome: "no_rule"}
+	m.Report = rep
 	if len(matched) == 0 {
 		log.Debug("no rule matches", "source", ev.Source, "module", ev.Module, "operation", ev.Operation)
 		e.obs.skip("no_rule")
 		return nil
+	}
+	for _, r := range matched {
+		rep.Rules = append(rep.Rules, r.Name)
 	}
 	actor, err := e.cfg.Actors.For(connectionOf(ev))
 	if err != nil {
@@ -129,29 +135,54 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	}
 	x := &executor{eventID: ev.ID, connection: connectionOf(ev), actor: actor,
 		journal: entry, loops: e.cfg.Loops, log: log, obs: e.obs}
+	defer func() { rep.Calls = x.calls }()
 
 	record, err := e.loadRecord(ctx, x, entry, set, matched, ev)
+	missing := false
 	if err != nil {
-		return err
+		if !errors.Is(err, rules.ErrRecordMissing) {
+			return err
+		}
+		// Deleted since the notification (edit-then-delete is everyday
+		// traffic): each rule that needs the record follows its on_missing.
+		missing = true
 	}
 	if self, err := e.selfCaused(ctx, ev, record, actor); err != nil {
 		return err
 	} else if self {
 		log.Info("event caused by zohook's own write; rules skipped", "module", ev.Module, "record_id", ev.RecordID)
 		e.obs.skip("self_caused")
+		rep.Outcome, rep.Reason = "self_caused", "zohook's own write caused this notification"
 		return nil
 	}
 
+	rep.Outcome = "done"
+	ran := 0
 	var retryErr, permErr error
 	for _, r := range matched {
 		e.obs.match(r.Name)
 		rlog := log.With("rule", r.Name)
+		if missing && r.LoadRecord {
+			if r.OnMissing == rules.OnMissingDeadLetter {
+				rep.Outcome = "failed"
+				permErr = errors.Join(permErr, worker.Permanent(&worker.Failure{Rule: r.Name, Step: "_load", Action: "load record", Err: err}))
+				rlog.Warn("the event's record does not exist in Zoho; on_missing: dead_letter", "module", ev.Module, "record_id", ev.RecordID)
+				continue
+			}
+			rlog.Info("the event's record no longer exists in Zoho; rule skipped (on_missing: skip)", "module", ev.Module, "record_id", ev.RecordID)
+			e.obs.skip("record_missing")
+			if rep.Outcome == "done" {
+				rep.Outcome, rep.Reason = "record_missing", "the record no longer exists in Zoho"
+			}
+			continue
+		}
 		res, err := r.Run(ctx, rules.Input{Event: ev, Record: record}, ruleExecutor{x: x, log: rlog})
 		if errors.Is(err, worker.ErrClaimed) {
 			// Another process runs this event: stop here, send nothing more.
 			return err
 		}
 		if err != nil {
+			rep.Outcome = "failed"
 			f := toFailure(r.Name, err)
 			if errors.Is(err, rules.ErrEvaluation) || worker.IsPermanent(err) {
 				permErr = errors.Join(permErr, worker.Permanent(f))
@@ -161,7 +192,28 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 			rlog.Warn("rule failed", "err", err)
 			continue
 		}
-		rlog.Info("rule done", "result", summary(res))
+		if !res.ConditionFalse {
+			ran++
+		}
+		for _, sr := range res.Steps {
+			switch sr.Outcome {
+			case rules.OutcomeFailedSkipped, rules.OutcomeStopped, rules.OutcomeMissing:
+				// Zoho's answer, not just a count: the step was given up.
+				rlog.Warn("step failed; "+map[string]string{rules.OutcomeFailedSkipped: "skipped (on_failure: skip)",
+					rules.OutcomeStopped: "rule stopped (on_failure: stop)", rules.OutcomeMissing: "its record is gone; rule stopped (on_missing: skip)"}[sr.Outcome],
+					append([]any{"step", sr.Key, "action", sr.Action}, zohoFields(x.lastErr[sr.Key])...)...)
+				if sr.Outcome == rules.OutcomeMissing {
+					e.obs.skip("record_missing")
+				}
+			}
+		}
+		rlog.Info("rule done", "result", summary(res, x))
+	}
+	if ran == 0 && rep.Outcome == "done" {
+		rep.Outcome, rep.Reason = "condition_false", "every matching rule's when was false"
+	}
+	if rep.Outcome == "done" && x.calls == 0 && x.journaled > 0 {
+		rep.Outcome, rep.Reason = "replayed", "every step was done earlier (from the journal); nothing sent"
 	}
 	if retryErr != nil {
 		// Retry the whole event: rules that succeeded have every step
@@ -188,6 +240,17 @@ type ruleExecutor struct {
 }
 
 func (r ruleExecutor) Execute(ctx context.Context, call rules.Call) (map[string]any, error) {
+	out, err := r.execute(ctx, call)
+	if err != nil {
+		if r.x.lastErr == nil {
+			r.x.lastErr = map[string]error{}
+		}
+		r.x.lastErr[call.Key] = err
+	}
+	return out, err
+}
+
+func (r ruleExecutor) execute(ctx context.Context, call rules.Call) (map[string]any, error) {
 	// Rules of one event run one after another, so swapping the logger is safe.
 	saved := r.x.log
 	r.x.log = r.log
@@ -240,9 +303,10 @@ func (e *Engine) loadRecord(ctx context.Context, x *executor, entry *worker.Entr
 		}
 	}
 	start := time.Now()
-	out, err := x.actor.RunAction(ctx, action, in)
+	var exch zoho.Exchanges
+	out, err := x.actor.RunAction(zoho.WithExchanges(ctx, &exch), action, in)
 	x.calls++
-	x.obs.zohoCall(action, err, time.Since(start))
+	x.obs.zohoCall(action, err, time.Since(start), exch.List())
 	if err != nil {
 		return nil, &worker.Failure{Rule: "(load record)", Step: "_load", Action: action, Err: classify(err)}
 	}
@@ -299,11 +363,13 @@ func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[str
 	return e.cfg.Loops.SelfCaused(ctx, connectionOf(ev), ev.Module, ev.RecordID, ev.ChangedFields, mt, current)
 }
 
-// summary says in a few words what a rule did, for the log.
-func summary(res *rules.Result) string {
+// summary says in a few words what a rule did, for the log: steps that
+// came from the journal say so (nothing was sent for them).
+func summary(res *rules.Result, x *executor) string {
 	if res.ConditionFalse {
 		return "condition false"
 	}
+	fromJournal := x.takeJournaled()
 	counts := map[string]int{}
 	for _, s := range res.Steps {
 		counts[s.Outcome]++
@@ -313,6 +379,9 @@ func summary(res *rules.Result) string {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 	}
 	out := strings.Join(parts, ", ")
+	if fromJournal > 0 {
+		out += fmt.Sprintf(" (%d replayed from the journal, not sent again)", fromJournal)
+	}
 	if res.Stopped {
 		out += " (stopped)"
 	}

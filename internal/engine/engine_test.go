@@ -13,6 +13,7 @@ import (
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/testutil"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 	"github.com/zohook/zohook/internal/zoho/zohotest"
@@ -65,6 +66,7 @@ type fixture struct {
 	dealID  string
 	orgID   string
 	handled sync.Map
+	logs    testutil.SyncBuffer
 }
 
 func setup(t *testing.T, rulesYAML string, fakeOpts ...zohotest.Option) (*fixture, func()) {
@@ -110,7 +112,7 @@ func setupWith(t *testing.T, rulesYAML string, clientOpts []zoho.Option, fakeOpt
 		t.Fatal(err)
 	}
 	eng, err := engine.New(engine.Config{Rules: staticRules{set}, Actors: engine.StaticActors{"default": client},
-		Loops: loops, Logger: slog.New(slog.DiscardHandler)})
+		Loops: loops, Logger: slog.New(slog.NewTextHandler(&fx.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

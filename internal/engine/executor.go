@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +31,7 @@ type stepJournal interface {
 	Step(ctx context.Context, key string) (*worker.StepRecord, error)
 	Start(ctx context.Context, key, action string, attempts int) error
 	Done(ctx context.Context, key, action string, attempts int, output map[string]any, calls json.RawMessage, write bool) error
-	Refused(ctx context.Context, key, action string, attempts int, calls json.RawMessage) error
+	Refused(ctx context.Context, key, action string, attempts int, calls json.RawMessage, partial map[string]any) error
 }
 
 var _ stepJournal = (*worker.Entry)(nil)
@@ -46,8 +47,18 @@ type executor struct {
 	log        *slog.Logger
 	obs        *metrics
 	// calls counts the Zoho actions this event really sent (not replayed
-	// from the journal).
-	calls int
+	// from the journal); journaled counts steps taken from the journal,
+	// perRule those since the last takeJournaled.
+	calls, journaled, perRule int
+	// lastErr: each step's last error, for the log of a step given up.
+	lastErr map[string]error
+}
+
+// takeJournaled returns the steps taken from the journal since the last call.
+func (x *executor) takeJournaled() int {
+	n := x.perRule
+	x.perRule = 0
+	return n
 }
 
 // execute runs one step. A step journaled as done returns its recorded
@@ -55,12 +66,13 @@ type executor struct {
 // died between sending it and recording Zoho's answer) is "in doubt":
 // resolveInDoubt looks for what the first attempt may have created. When
 // nothing can tell and the step's policy is in_doubt: dead_letter, nothing
-// is sent and the event is dead-lettered with an *InDoubtError.
+// is sent and the event is dead-lettered with an *InDoubtError. A step
+// Zoho refused is not in doubt: it is sent again without a lookup, and of
+// a batch Zoho partly accepted only the refused records are sent again.
 func (x *executor) execute(ctx context.Context, key, action string, in map[string]any, policy string) (map[string]any, error) {
 	// Always read, even on a first delivery: an event id can come back as a
 	// new message (a duplicate callback after the stream's dedupe window, a
-	// consumer recreated from the start of the stream), and its steps must
-	// not run twice.
+	// replay), and its steps must not run twice.
 	rec, err := x.journal.Step(ctx, key)
 	if err != nil {
 		return nil, err // journal unavailable: retry the event later
@@ -78,25 +90,39 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	if rec != nil && rec.State == worker.StepDone {
 		x.log.Debug("step already done; using its journaled output", "step", key, "action", action)
 		x.obs.step(action, "journaled")
+		x.journaled++
+		x.perRule++
 		return rec.Output, nil
 	}
 	attempts := 1
+	var partial *batchPart
 	if rec != nil {
 		attempts = rec.Attempts + 1
-		if out, ok, err := x.resolveInDoubt(ctx, action, in, rec.At); err != nil {
-			return nil, err
-		} else if ok {
-			x.log.Warn("in-doubt step resolved: Zoho already had its result", "step", key, "action", action)
-			if err := x.journal.Done(ctx, key, action, attempts, out, nil, true); err != nil {
+		if rec.State == worker.StepStarted {
+			// In doubt: look for what the interrupted attempt may have done.
+			if out, ok, err := x.resolveInDoubt(ctx, action, in, rec.At); err != nil {
 				return nil, err
+			} else if ok {
+				x.log.Warn("in-doubt step resolved: Zoho already had its result", "step", key, "action", action)
+				if err := x.journal.Done(ctx, key, action, attempts, out, nil, true); err != nil {
+					return nil, err
+				}
+				x.obs.step(action, "recovered")
+				return out, nil
 			}
-			x.obs.step(action, "recovered")
-			return out, nil
+			in = x.safeRetryInputs(action, in)
+			if policy == rules.InDoubtDeadLetter && !safeToResend(action, in) {
+				x.obs.step(action, "in_doubt")
+				return nil, worker.Permanent(&InDoubtError{EventID: x.eventID, Step: key, Action: action, Since: rec.At})
+			}
 		}
-		in = x.safeRetryInputs(action, in)
-		if rec.State == worker.StepStarted && policy == rules.InDoubtDeadLetter && !safeToResend(action, in) {
-			x.obs.step(action, "in_doubt")
-			return nil, worker.Permanent(&InDoubtError{EventID: x.eventID, Step: key, Action: action, Since: rec.At})
+		if rec.State == worker.StepRefused && rec.Output != nil {
+			// Zoho accepted part of a batch before: send only the rest.
+			if partial = splitBatch(in, rec.Output); partial != nil {
+				x.log.Info("batch partly accepted earlier; sending only the records Zoho refused", "step", key,
+					"accepted", len(partial.kept), "resending", len(partial.resend))
+				in = partial.inputs
+			}
 		}
 	}
 	in = withDefaults(action, in)
@@ -109,19 +135,35 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 			return nil, err
 		}
 	}
+	var exch zoho.Exchanges
 	start := time.Now()
-	out, err := x.actor.RunAction(ctx, action, in)
+	out, err := x.actor.RunAction(zoho.WithExchanges(ctx, &exch), action, in)
 	x.calls++
-	x.obs.zohoCall(action, err, time.Since(start))
+	x.obs.zohoCall(action, err, time.Since(start), exch.List())
+	calls := callsJSON(exch.List())
+	if partial != nil {
+		out = partial.merge(out)
+	}
 	if err != nil {
 		x.obs.step(action, "failed")
-		if marked && zoho.NotApplied(err) {
+		var be *zoho.BatchError
+		switch {
+		case marked && errors.As(err, &be) && !be.AllFailed():
+			// Zoho created (or changed) some records and refused others:
+			// journal the per-record results so a later attempt (a replay
+			// after fixing the data) sends only the refused ones.
+			jctx, cancel := afterZoho(ctx)
+			defer cancel()
+			if jerr := x.journal.Refused(jctx, key, action, attempts, calls, out); jerr != nil {
+				x.log.Warn("journal: could not record a partly accepted batch; its next attempt is in doubt", "step", key, "err", jerr)
+			}
+		case marked && zoho.NotApplied(err):
 			// Zoho's answer proves nothing happened: the next attempt is
 			// not in doubt. Best effort: if this write fails, the step
 			// stays "started" and the next attempt treats it as in doubt.
 			jctx, cancel := afterZoho(ctx)
 			defer cancel()
-			if jerr := x.journal.Refused(jctx, key, action, attempts, nil); jerr != nil {
+			if jerr := x.journal.Refused(jctx, key, action, attempts, calls, nil); jerr != nil {
 				x.log.Warn("journal: could not record a refused step", "step", key, "err", jerr)
 			}
 		}
@@ -129,7 +171,7 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	}
 	jctx, cancel := afterZoho(ctx)
 	defer cancel()
-	if err := x.journal.Done(jctx, key, action, attempts, out, nil, marked); err != nil {
+	if err := x.journal.Done(jctx, key, action, attempts, out, calls, marked); err != nil {
 		// Zoho accepted the step but we could not record it: the next
 		// delivery finds it in doubt and resolves it.
 		return nil, fmt.Errorf("journal after %s: %w", action, err)
@@ -138,6 +180,105 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	x.rememberWrite(ctx, action, in, out)
 	x.log.Info("zoho call", "step", key, "action", action, "duration", time.Since(start).Round(time.Millisecond), "result", summarize(action, out))
 	return out, nil
+}
+
+// callRecord is one HTTP exchange of a step as the journal keeps it for
+// people (the console): bodies as JSON when they are JSON.
+type callRecord struct {
+	API      string          `json:"api"`
+	Method   string          `json:"method"`
+	Path     string          `json:"path"`
+	Query    url.Values      `json:"query,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	BodyText string          `json:"body_text,omitempty"`
+	BodySize int             `json:"body_size,omitempty"`
+	Status   int             `json:"status"`
+	Code     string          `json:"code,omitempty"`
+	Message  string          `json:"message,omitempty"`
+	Duration time.Duration   `json:"duration_ns"`
+	Attempt  int             `json:"attempt"`
+}
+
+// callsJSON encodes a step's exchanges (already redacted by the client).
+func callsJSON(ex []zoho.Exchange) json.RawMessage {
+	if len(ex) == 0 {
+		return nil
+	}
+	recs := make([]callRecord, len(ex))
+	for i, e := range ex {
+		r := callRecord{API: e.API, Method: e.Method, Path: e.Path, Query: e.Query, BodySize: e.RequestBodySize,
+			Status: e.Status, Code: e.Code, Message: e.Message, Duration: e.Duration, Attempt: e.Attempt}
+		if len(e.RequestBody) > 0 {
+			if json.Valid(e.RequestBody) {
+				r.Body = json.RawMessage(e.RequestBody)
+			} else {
+				r.BodyText = string(e.RequestBody)
+			}
+		}
+		recs[i] = r
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// batchPart is a batch write of which Zoho accepted some records before:
+// inputs holds only the refused ones; merge puts the new results back
+// among the accepted ones, in the original order.
+type batchPart struct {
+	inputs map[string]any
+	kept   map[int]any // original index → accepted result
+	resend []int       // original indexes sent again, in order
+	total  int
+}
+
+// splitBatch returns the part of a batch write to send again given the
+// per-record results of an earlier attempt, nil when in is not such a
+// batch or nothing was accepted.
+func splitBatch(in, prev map[string]any) *batchPart {
+	data, _ := in["data"].([]any)
+	results, _ := prev["data"].([]any)
+	if len(data) == 0 || len(results) != len(data) {
+		return nil
+	}
+	p := &batchPart{kept: map[int]any{}, total: len(data)}
+	var rest []any
+	for i, r := range results {
+		m, _ := r.(map[string]any)
+		if code, _ := m["code"].(string); code == "SUCCESS" {
+			p.kept[i] = r
+			continue
+		}
+		p.resend = append(p.resend, i)
+		rest = append(rest, data[i])
+	}
+	if len(p.kept) == 0 || len(rest) == 0 {
+		return nil
+	}
+	p.inputs = maps.Clone(in)
+	p.inputs["data"] = rest
+	return p
+}
+
+func (p *batchPart) merge(out map[string]any) map[string]any {
+	results, _ := out["data"].([]any)
+	merged := make([]any, p.total)
+	for i, r := range p.kept {
+		merged[i] = r
+	}
+	for j, i := range p.resend {
+		if j < len(results) {
+			merged[i] = results[j]
+		}
+	}
+	o := maps.Clone(out)
+	if o == nil {
+		o = map[string]any{}
+	}
+	o["data"] = merged
+	return o
 }
 
 // journalAfterZoho bounds the journal write that records Zoho's answer.
@@ -457,6 +598,15 @@ func classify(err error) error {
 		}
 		return err
 	}
+	var pe *zoho.PathError
+	if errors.As(err, &pe) {
+		// Refused before anything was sent (a path built from the event
+		// that leaves the API): no retry can change that.
+		return worker.Permanent(err)
+	}
+	if recordMissing(err) {
+		return &missingError{err}
+	}
 	if zoho.MaybeApplied(err) {
 		// An earlier attempt may have landed: retry the event, whose next
 		// delivery treats the step as in doubt and looks before resending.
@@ -482,3 +632,52 @@ func (e *rateLimitedError) Error() string             { return e.err.Error() }
 func (e *rateLimitedError) Unwrap() error             { return e.err }
 func (e *rateLimitedError) RetryAfter() time.Duration { return e.wait }
 func (e *rateLimitedError) RateLimited() bool         { return true }
+
+// recordMissing reports Zoho saying the record a call reads or writes does
+// not exist: a 204/404 (zoho.ErrNotFound), or a write whose every record
+// was refused for its id ("the id given seems to be invalid").
+func recordMissing(err error) bool {
+	if zoho.IsNotFound(err) {
+		return true
+	}
+	var recs []zoho.RecordError
+	var be *zoho.BatchError
+	var ze *zoho.Error
+	switch {
+	case errors.As(err, &be) && be.AllFailed():
+		recs = be.Failed
+	case errors.As(err, &ze):
+		recs = ze.RecordErrors
+	}
+	if len(recs) == 0 {
+		return false
+	}
+	for _, r := range recs {
+		if r.Code != "INVALID_DATA" || r.Details["api_name"] != "id" {
+			return false
+		}
+	}
+	return true
+}
+
+// missingError: the record is gone. Permanent (no retry brings it back);
+// the rule's on_missing decides what that means (rules.ErrRecordMissing).
+type missingError struct{ err error }
+
+func (e *missingError) Error() string   { return "record does not exist in Zoho: " + e.err.Error() }
+func (e *missingError) Unwrap() []error { return []error{e.err, rules.ErrRecordMissing} }
+func (e *missingError) Permanent() bool { return true }
+
+// zohoFields are the log attributes of a Zoho refusal: HTTP status and
+// Zoho's code and message.
+func zohoFields(err error) []any {
+	var ze *zoho.Error
+	var be *zoho.BatchError
+	switch {
+	case errors.As(err, &ze):
+		return []any{"status", ze.HTTPStatus, "code", ze.Code, "message", ze.Message}
+	case errors.As(err, &be) && len(be.Failed) > 0:
+		return []any{"status", 200, "code", be.Failed[0].Code, "message", be.Failed[0].Message, "records_failed", len(be.Failed), "records", be.Total}
+	}
+	return []any{"err", err}
+}

@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "zohook_steps_total", Help: "Steps by action and outcome (ok, failed, journaled, recovered).",
 		}, []string{"action", "outcome"}),
 		zohoCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zohook_zoho_calls_total", Help: "Zoho actions sent, by action and HTTP status (0: no answer).",
+			Name: "zohook_zoho_calls_total", Help: "HTTP requests Zoho answered (retries included), by action and the HTTP status Zoho sent (0: no answer).",
 		}, []string{"action", "status"}),
 		zohoLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "zohook_zoho_call_duration_seconds", Help: "Zoho action latency including client retries and rate-limit waits.",
@@ -97,8 +97,18 @@ func (m *metrics) reload(ok bool) {
 	}
 }
 
-func (m *metrics) zohoCall(action string, err error, d time.Duration) {
+func (m *metrics) zohoCall(action string, err error, d time.Duration, ex []zoho.Exchange) {
 	if m == nil {
+		return
+	}
+	m.zohoLatency.WithLabelValues(action).Observe(d.Seconds())
+	if len(ex) > 0 {
+		// The real status of every HTTP answer (a 201 is 201), retries included.
+		for _, e := range ex {
+			if e.API != zoho.APIAccounts {
+				m.zohoCalls.WithLabelValues(action, strconv.Itoa(e.Status)).Inc()
+			}
+		}
 		return
 	}
 	status := 200
@@ -111,5 +121,4 @@ func (m *metrics) zohoCall(action string, err error, d time.Duration) {
 		status = 0
 	}
 	m.zohoCalls.WithLabelValues(action, strconv.Itoa(status)).Inc()
-	m.zohoLatency.WithLabelValues(action).Observe(d.Seconds())
 }

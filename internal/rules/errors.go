@@ -55,6 +55,11 @@ func (e *LoadError) sort() {
 	})
 }
 
+// ErrRecordMissing marks executor errors saying the record a step reads or
+// writes does not exist (any more). The rule's on_missing decides: skip
+// stops the rule quietly (Result.Missing), dead_letter fails it for good.
+var ErrRecordMissing = errors.New("rules: record does not exist")
+
 // ErrTransient marks executor errors that a later attempt may not meet (a
 // rate limit, a 5xx, a timeout, the journal unavailable). on_failure skip
 // and stop are about Zoho refusing a step; a transient failure always

@@ -40,7 +40,7 @@ var (
 
 var (
 	topKeys    = []string{"version", "vars", "rules"}
-	ruleKeys   = []string{"name", "description", "disabled", "on", "record", "load_record", "when", "steps"}
+	ruleKeys   = []string{"name", "description", "disabled", "on", "record", "load_record", "when", "on_missing", "steps"}
 	onKeys     = []string{"source", "sources", "connection", "connections", "module", "modules", "operation", "operations", "changed", "changed_unknown"}
 	recordKeys = []string{"fields"}
 	stepKeys   = []string{"id", "description", "action", "with", "when", "on_failure", "in_doubt"}
@@ -484,6 +484,12 @@ func (l *loader) loadRule(n ast.Node, set *Set) *Rule {
 			l.errf(e.value, "disabled: want true or false")
 		}
 		r.Disabled = b
+	}
+	r.OnMissing = OnMissingSkip
+	if e := find(es, "on_missing"); e != nil {
+		if s, ok := l.oneOf(e.value, "on_missing", OnMissingSkip, OnMissingDeadLetter); ok {
+			r.OnMissing = s
+		}
 	}
 	if e := find(es, "on"); e == nil {
 		l.errf(n, "missing key \"on\" (the trigger: source, modules, operations)")

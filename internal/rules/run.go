@@ -41,6 +41,7 @@ const (
 	OutcomeFailedSkipped = "failed-skipped" // failed with on_failure: skip
 	OutcomeStopped       = "stopped"        // failed with on_failure: stop
 	OutcomeFailed        = "failed"         // failed and Run returned a *StepError
+	OutcomeMissing       = "missing"        // its target record is gone; on_missing: skip stopped the rule
 )
 
 // Result is what happened when a rule ran.
@@ -48,7 +49,10 @@ type Result struct {
 	Rule           string
 	ConditionFalse bool // the rule's when was false: no step ran
 	Stopped        bool // a step failed with on_failure: stop
-	Steps          []StepResult
+	// Missing: a step's target record is gone and on_missing: skip stopped
+	// the rule.
+	Missing bool
+	Steps   []StepResult
 }
 
 // StepResult is the outcome of one step.
@@ -122,6 +126,17 @@ func (r *Rule) Run(ctx context.Context, in Input, exec Executor) (*Result, error
 		out, err := exec.Execute(ctx, call)
 		if err != nil {
 			sr.Error = err.Error()
+			if errors.Is(err, ErrRecordMissing) {
+				if r.OnMissing == OnMissingDeadLetter {
+					sr.Outcome = OutcomeFailed
+					res.Steps = append(res.Steps, sr)
+					return res, &StepError{Rule: r.Name, Step: st.ref(), Action: st.Action, Err: err}
+				}
+				sr.Outcome = OutcomeMissing
+				res.Steps = append(res.Steps, sr)
+				res.Missing = true
+				return res, nil
+			}
 			policy := st.OnFailure
 			if errors.Is(err, ErrTransient) {
 				policy = OnFailureRetry // skip/stop are for refusals, not for a Zoho or NATS hiccup

@@ -82,6 +82,7 @@ var keyDocs = map[string]map[string]string{
 		"load_record": "true: load the record with every field (as record: all).",
 		"when":        "A condition (an expr expression); the rule runs only when it is true. May read event, record, vars.",
 		"steps":       "The steps, run in order; each is one Zoho action.",
+		"on_missing":  "When the event's record, or the record a step targets, no longer exists in Zoho: skip (default: the rule stops quietly; logged and counted, never retried) or dead_letter.",
 	},
 	"on": {
 		"source":          "crm.notify (CRM notification channel), crm.workflow (CRM workflow-rule webhook) or books.webhook (Zoho Books webhook); a word or a list.",
@@ -369,6 +370,7 @@ func schema() (obj, error) {
 		"record":      {"$ref": "#/$defs/record"},
 		"load_record": {"type": "boolean"},
 		"when":        {"$ref": "#/$defs/expression"},
+		"on_missing":  {"enum": []any{OnMissingSkip, OnMissingDeadLetter}},
 		"steps":       {"type": "array", "minItems": 1, "items": obj{"$ref": "#/$defs/step"}},
 	})
 	if err != nil {

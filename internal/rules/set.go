@@ -46,6 +46,11 @@ type Rule struct {
 	LoadRecord   bool
 	RecordFields []string
 
+	// OnMissing: what happens when the event's record (or a step's target
+	// record) no longer exists in Zoho: OnMissingSkip (default) or
+	// OnMissingDeadLetter.
+	OnMissing string
+
 	Steps []*Step
 
 	when *compiled
@@ -71,6 +76,14 @@ const (
 	OnFailureRetry = "retry"
 	OnFailureSkip  = "skip"
 	OnFailureStop  = "stop"
+)
+
+// Missing-record policies (a rule's on_missing): edit-then-delete is
+// everyday Zoho traffic, so by default a rule whose record is gone is
+// skipped (logged, counted), never retried.
+const (
+	OnMissingSkip       = "skip"
+	OnMissingDeadLetter = "dead_letter"
 )
 
 // In-doubt policies: what the worker does with a write step that was

@@ -31,6 +31,8 @@ type Message struct {
 	// Report: what the handler says about its run (rules matched, why
 	// skipped), for the outcome record and the console. Optional.
 	Report *Report
+	// err: the run's error, for the outcome record.
+	err error
 }
 
 // Report is what a handler tells about one run of an event.

@@ -271,10 +271,12 @@ func (e *Entry) Done(ctx context.Context, key, action string, attempts int, outp
 	return e.write(ctx)
 }
 
-// Refused records that the last attempt provably changed nothing in Zoho
-// (zoho.NotApplied), so the next attempt is not in doubt.
-func (e *Entry) Refused(ctx context.Context, key, action string, attempts int, calls json.RawMessage) error {
-	e.setStep(key, &StepRecord{State: StepRefused, Action: action, Attempts: attempts, At: time.Now().UTC(), Calls: calls})
+// Refused records that Zoho refused the last attempt, so the next one is
+// not in doubt: it changed nothing (zoho.NotApplied), or, for a batch Zoho
+// partly accepted, partial holds the per-record results (the next attempt
+// sends only the refused records).
+func (e *Entry) Refused(ctx context.Context, key, action string, attempts int, calls json.RawMessage, partial map[string]any) error {
+	e.setStep(key, &StepRecord{State: StepRefused, Action: action, Attempts: attempts, At: time.Now().UTC(), Calls: calls, Output: partial})
 	return e.write(ctx)
 }
 

@@ -18,8 +18,13 @@ import (
 // it twice within the duplicate window stores each event once. Events of
 // one record are re-published one after another in their original order
 // (different records concurrently), so a record's update never lands
-// before its create. It returns how many events it re-published.
-func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.StreamConfig, pub *events.Publisher, since time.Time, filter string) (int, error) {
+// before its create. It returns how many events it re-published (with
+// ReplayOptions.DryRun: would re-publish).
+func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.StreamConfig, pub *events.Publisher, since time.Time, filter string, opts ...ReplayOptions) (int, error) {
+	var o ReplayOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	scfg = scfg.WithDefaults()
 	if filter == "" {
 		filter = events.SubjectPrefix + ".>"
@@ -36,7 +41,8 @@ func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.Stre
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
-	left := info.NumPending
+	left, total := info.NumPending, info.NumPending
+	var read uint64
 	run := time.Now().UnixNano()
 	n := 0
 	for left > 0 {
@@ -48,6 +54,7 @@ func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.Stre
 		var envs []*events.Envelope
 		for m := range batch.Messages() {
 			got++
+			read++
 			meta, err := m.Metadata()
 			if err == nil {
 				left = meta.NumPending
@@ -61,21 +68,44 @@ func ReplayHistory(ctx context.Context, js jetstream.JetStream, scfg events.Stre
 			}
 			env.Replay = run
 			envs = append(envs, env)
+			if o.OnEvent != nil {
+				o.OnEvent(m.Subject(), env)
+			}
 		}
 		if err := batch.Error(); err != nil {
 			return n, fmt.Errorf("replay fetch: %w", err)
 		}
-		if len(envs) > 0 {
+		if len(envs) > 0 && !o.DryRun {
 			if err := publishInRecordOrder(ctx, pub, envs); err != nil {
 				return n, fmt.Errorf("replay publish: %w", err)
 			}
-			n += len(envs)
+		}
+		n += len(envs)
+		if o.Progress != nil {
+			o.Progress(ReplayProgress{Read: read, Total: total, Replayed: n})
 		}
 		if got == 0 {
 			break
 		}
 	}
 	return n, nil
+}
+
+// ReplayOptions tunes ReplayHistory (the zero value replays).
+type ReplayOptions struct {
+	// DryRun reads the history and reports, re-publishing nothing.
+	DryRun bool
+	// OnEvent is called for each event re-published (or, with DryRun,
+	// that would be), with its subject in the history.
+	OnEvent func(subject string, env *events.Envelope)
+	// Progress is called after each batch read from the history.
+	Progress func(ReplayProgress)
+}
+
+// ReplayProgress is how far a replay is.
+type ReplayProgress struct {
+	Read, Total uint64 // history messages read, of those matching when it started
+	Replayed    int    // events re-published (DryRun: counted)
 }
 
 // publishInRecordOrder publishes envs (in stream order) in waves: each wave

@@ -72,6 +72,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
 	Observer      Observer
+	// Outcomes publishes a record of every run (the console's index).
+	// Optional.
+	Outcomes *Outcomes
 }
 
 // Runner pulls events from the partitions this process holds and runs the
@@ -178,6 +181,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	// Shutdown: release every partition at once.
 	r.apply(context.WithoutCancel(ctx), cons, nil)
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	r.cfg.Outcomes.Flush(fctx)
+	fcancel()
 	close(stopKeep)
 	<-kept
 	if r.cfg.Members != nil {
@@ -548,6 +554,7 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 	err := r.handleWithPatience(pt, m)
 	stop()
 	d := time.Since(start)
+	m.err = err
 
 	switch {
 	case err == nil:
@@ -717,6 +724,7 @@ func (r *Runner) observe(m *Message, outcome string, d time.Duration) {
 	if r.cfg.Observer != nil {
 		r.cfg.Observer.Outcome(m, outcome, d)
 	}
+	r.cfg.Outcomes.Record(m, outcome, d)
 }
 
 // Held returns the partitions this process consumes now, sorted.
