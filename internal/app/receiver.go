@@ -142,7 +142,8 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		OnStored:         markSeen,
 		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
 		Ready:            bb.Ready,
-		CRMTokens:        anyVerifier{kvTokens, tokens},
+		// Static tokens first: they need no bucket read on a miss.
+		CRMTokens:        anyVerifier{tokens, kvTokens},
 		CRMWorkflowHooks: wfHooks,
 		BooksHooks:       booksHooks,
 		Connection:       o.Connection,

@@ -32,7 +32,14 @@ type TokenVerifier struct {
 
 	mu    sync.RWMutex
 	known map[string]verifierEntry // channel id → entry
+	// misses: when each unknown channel id was last read from the bucket
+	// (at most one read per id per missReadEvery).
+	misses map[string]time.Time
 }
+
+// missReadEvery bounds the bucket reads a stream of callbacks for an
+// unknown (or forged) channel id can cause.
+const missReadEvery = time.Second
 
 type verifierEntry struct {
 	conn, module string
@@ -60,7 +67,8 @@ func NewTokenVerifier(ctx context.Context, js jetstream.JetStream, cfg VerifierC
 	if err != nil {
 		return nil, err
 	}
-	v := &TokenVerifier{log: cfg.Logger, kv: kv, done: make(chan struct{}), stop: make(chan struct{}), known: map[string]verifierEntry{}}
+	v := &TokenVerifier{log: cfg.Logger, kv: kv, done: make(chan struct{}), stop: make(chan struct{}), known: map[string]verifierEntry{},
+		misses: map[string]time.Time{}}
 	// The initial values are loaded before returning, so a receiver that
 	// starts right after sees every existing channel.
 	if err := v.watch(ctx); err != nil {
@@ -171,19 +179,61 @@ func (v *TokenVerifier) apply(known map[string]verifierEntry, e jetstream.KeyVal
 // VerifyChannelToken reports whether token is the one stored for channelID,
 // and the channel's connection and module. Hashes are compared in constant
 // time.
-func (v *TokenVerifier) VerifyChannelToken(_ context.Context, channelID, token string) (string, string, bool) {
+//
+// A miss is checked against the bucket itself before it is refused: a
+// channel the worker stored a moment ago (just before enabling it in
+// Zoho) is not in the watched copy yet, and Zoho does not retry a 401.
+func (v *TokenVerifier) VerifyChannelToken(ctx context.Context, channelID, token string) (string, string, bool) {
 	if token == "" {
 		return "", "", false
 	}
+	got := tokenSum(token)
 	v.mu.RLock()
 	e, ok := v.known[channelID]
 	v.mu.RUnlock()
-	got := tokenSum(token)
 	// Compare even when the channel is unknown so the timing says nothing.
+	if subtle.ConstantTimeCompare(got[:], e.sum[:]) == 1 && ok {
+		return e.conn, e.module, true
+	}
+	if !v.readMiss(ctx, channelID) {
+		return "", "", false
+	}
+	v.mu.RLock()
+	e, ok = v.known[channelID]
+	v.mu.RUnlock()
 	if subtle.ConstantTimeCompare(got[:], e.sum[:]) != 1 || !ok {
 		return "", "", false
 	}
 	return e.conn, e.module, true
+}
+
+// readMiss reads channelID's entry from the bucket into the known set; it
+// reports whether it read (at most once per id per missReadEvery).
+func (v *TokenVerifier) readMiss(ctx context.Context, channelID string) bool {
+	if channelID == "" || len(channelID) > 64 {
+		return false
+	}
+	now := time.Now()
+	v.mu.Lock()
+	if last, ok := v.misses[channelID]; ok && now.Sub(last) < missReadEvery {
+		v.mu.Unlock()
+		return false
+	}
+	if len(v.misses) > 10000 {
+		v.misses = map[string]time.Time{} // forged ids must not grow it without bound
+	}
+	v.misses[channelID] = now
+	v.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	kve, err := v.kv.Get(ctx, channelID)
+	if err != nil {
+		return false
+	}
+	v.mu.Lock()
+	v.apply(v.known, kve)
+	v.mu.Unlock()
+	return true
 }
 
 // Len reports how many channels the verifier knows.

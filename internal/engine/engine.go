@@ -127,11 +127,37 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	if err != nil {
 		return worker.Permanent(err)
 	}
-	// The event's journal: one read for the whole event (the runner hands
-	// it over; its writes claim the event, see worker.Journal).
+	// Two reads at once, one wait: the event's journal (one read for the
+	// whole event; its writes claim the event, see worker.Journal) and the
+	// loop guard's state of the record (CRM notifications only).
+	var rs *RecordState
+	var rsErr error
+	rsDone := make(chan struct{})
+	if e.cfg.Loops != nil && ev.Source == rules.SourceCRMNotify {
+		go func() {
+			defer close(rsDone)
+			rs, rsErr = e.cfg.Loops.Read(ctx, connectionOf(ev), ev.Module, ev.RecordID)
+		}()
+	} else {
+		close(rsDone)
+	}
 	entry, err := m.Entry(ctx)
+	<-rsDone
 	if err != nil {
 		return err
+	}
+	if rsErr != nil {
+		return rsErr
+	}
+	change, reconciled := changeOf(m.Envelope)
+	if other := rs.HandledElsewhere(change, reconciled, ev.ID); other != "" {
+		// One CRM change, found by reconciliation and notified too: it was
+		// handled as the other event.
+		log.Info("this change was already handled as another event (notified and reconciled); rules skipped",
+			"other_event_id", other, "module", ev.Module, "record_id", ev.RecordID)
+		e.obs.skip("duplicate_change")
+		rep.Outcome, rep.Reason = "duplicate", "the same change was handled as event "+other
+		return nil
 	}
 	x := &executor{eventID: ev.ID, connection: connectionOf(ev), actor: actor,
 		journal: entry, loops: e.cfg.Loops, log: log, obs: e.obs}
@@ -147,12 +173,13 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 		// traffic): each rule that needs the record follows its on_missing.
 		missing = true
 	}
-	if self, err := e.selfCaused(ctx, ev, record, actor); err != nil {
+	if self, err := e.selfCaused(ctx, ev, m.Envelope, rs, record, actor); err != nil {
 		return err
 	} else if self {
 		log.Info("event caused by zohook's own write; rules skipped", "module", ev.Module, "record_id", ev.RecordID)
 		e.obs.skip("self_caused")
 		rep.Outcome, rep.Reason = "self_caused", "zohook's own write caused this notification"
+		rs.Handled(change, reconciled, ev.ID)
 		return nil
 	}
 
@@ -220,7 +247,19 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 		// journaled and do not repeat anything.
 		return retryErr
 	}
+	// Settled (done or dead-lettered): the same change arriving through
+	// the other path is not handled again.
+	rs.Handled(change, reconciled, ev.ID)
 	return permErr
+}
+
+// changeOf is when the event's CRM change happened, and whether
+// reconciliation (rather than a notification) found it.
+func changeOf(env *events.Envelope) (time.Time, bool) {
+	if env.Source != events.SourceCRMNotify || env.ServerTime <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(env.ServerTime), env.ChannelID == events.ReconcileChannelID
 }
 
 // toFailure keeps the rule/step/action for the dead-letter record.
@@ -344,13 +383,12 @@ func booksCollection(entity string) string {
 	return entity + "s"
 }
 
-func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[string]any, actor Actor) (bool, error) {
+func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, env *events.Envelope, rs *RecordState, record map[string]any, actor Actor) (bool, error) {
 	// Only notifications loop: they report every write, while zohook's
 	// writes fire no workflow (trigger: []) and so no workflow webhook.
-	if e.cfg.Loops == nil || ev.Operation != events.OpUpdate || ev.Source != rules.SourceCRMNotify {
+	if rs == nil || ev.Operation != events.OpUpdate || ev.Source != rules.SourceCRMNotify {
 		return false, nil
 	}
-	mt, _ := record["Modified_Time"].(string)
 	current := func(ctx context.Context) (string, error) {
 		out, err := actor.RunAction(ctx, "crm.get_record", map[string]any{"module": ev.Module, "id": ev.RecordID, "fields": []any{"Modified_Time"}})
 		if err != nil {
@@ -360,7 +398,11 @@ func (e *Engine) selfCaused(ctx context.Context, ev *rules.Event, record map[str
 		s, _ := rec["Modified_Time"].(string)
 		return s, nil
 	}
-	return e.cfg.Loops.SelfCaused(ctx, connectionOf(ev), ev.Module, ev.RecordID, ev.ChangedFields, mt, current)
+	n := Notification{Changed: ev.ChangedFields, Values: ev.Values}
+	if env.ServerTime > 0 {
+		n.ServerTime = time.UnixMilli(env.ServerTime)
+	}
+	return rs.SelfCaused(ctx, n, record, current)
 }
 
 // summary says in a few words what a rule did, for the log: steps that

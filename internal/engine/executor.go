@@ -522,29 +522,22 @@ func (x *executor) findAttachment(ctx context.Context, in map[string]any, starte
 	return nil, false, nil
 }
 
-// rememberWrite tells the loop guard about a CRM update zohook just made.
-func (x *executor) rememberWrite(ctx context.Context, action string, in, out map[string]any) {
+// rememberWrite tells the loop guard about a CRM write zohook just made:
+// per record, the values written and the Modified_Time Zoho answered.
+func (x *executor) rememberWrite(_ context.Context, action string, in, out map[string]any) {
 	if x.loops == nil || (action != "crm.update_record" && action != "crm.create_record") {
 		return
 	}
 	module, _ := in["module"].(string)
-	var fields []string
+	var data []any
 	switch d := in["data"].(type) {
 	case map[string]any:
-		for k := range d {
-			fields = append(fields, k)
-		}
+		data = []any{d}
 	case []any:
-		for _, r := range d {
-			if m, ok := r.(map[string]any); ok {
-				for k := range m {
-					fields = append(fields, k)
-				}
-			}
-		}
+		data = d
 	}
 	results, _ := out["data"].([]any)
-	for _, r := range results {
+	for i, r := range results {
 		m, _ := r.(map[string]any)
 		details, _ := m["details"].(map[string]any)
 		id, _ := details["id"].(string)
@@ -552,9 +545,13 @@ func (x *executor) rememberWrite(ctx context.Context, action string, in, out map
 		if id == "" {
 			continue
 		}
-		if err := x.loops.Remember(ctx, x.connection, module, id, fields, mt); err != nil {
-			x.log.Warn("loop guard not updated; the notification of this write may trigger rules again", "err", err)
+		values := map[string]any{}
+		if i < len(data) {
+			if d, ok := data[i].(map[string]any); ok {
+				values = d
+			}
 		}
+		x.loops.Remember(x.connection, module, id, values, mt)
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 	SourceReconcile   Source = "crm.reconcile" // found by the reconciliation job, not pushed by Zoho
 )
 
+// ReconcileChannelID is the channel id of events the reconciliation job
+// publishes (Source crm.notify, so rules treat them as notifications).
+const ReconcileChannelID = "reconcile"
+
 // Operations, normalized: Zoho's notification callbacks say insert/update/
 // delete while channel events say create/edit/delete; rules see one vocabulary.
 const (

@@ -39,7 +39,7 @@ var _ Publisher = (*events.Publisher)(nil)
 // ChannelID marks reconciled events: they are published with Source
 // crm.notify (so the rules that react to notifications fire) and this
 // channel id, which no Zoho channel uses (channel ids are numbers).
-const ChannelID = "reconcile"
+const ChannelID = events.ReconcileChannelID
 
 // DefaultStateBucket holds the jobs' cursors.
 const DefaultStateBucket = "zohook_reconcile"
