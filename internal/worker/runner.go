@@ -122,6 +122,24 @@ type partition struct {
 	checked  time.Time
 }
 
+// handlerCtx is the context handlers of the partition run with.
+func (pt *partition) handlerCtx() context.Context {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.hctx
+}
+
+// cancelHandlers cancels the running handlers; renew gives later ones a
+// fresh context.
+func (pt *partition) cancelHandlers(renew bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	pt.hcancel()
+	if renew {
+		pt.hctx, pt.hcancel = context.WithCancel(context.WithoutCancel(pt.hctx))
+	}
+}
+
 // NewRunner validates cfg and applies defaults.
 func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.JS == nil || cfg.Handler == nil {
@@ -168,6 +186,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	stopKeep := make(chan struct{})
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.keepHeldAlive(stopKeep) }()
+	go r.watchConnection(ctx)
 
 	for {
 		want, changed := r.assignment(len(cons))
@@ -303,10 +322,10 @@ func (r *Runner) release(pt *partition) {
 	case <-done:
 	case <-grace.Done():
 		r.log.Warn("grace elapsed; cancelling in-flight events of the partition (they will be retried)", "partition", pt.p)
-		pt.hcancel()
+		pt.cancelHandlers(false)
 		<-done
 	}
-	pt.hcancel()
+	pt.cancelHandlers(false)
 	for _, h := range r.lanes.release(pt.p) {
 		_ = h.m.msg.NakWithDelay(max(time.Until(h.after), 0) + releaseMargin)
 	}
@@ -319,6 +338,48 @@ func (r *Runner) release(pt *partition) {
 // releaseMargin: how long after its blocker's redelivery a released queued
 // event comes back, so the next holder sees the blocker first.
 const releaseMargin = time.Second
+
+// watchConnection cancels the running handlers when NATS has been
+// unreachable for half the ack wait: their in-progress acks no longer
+// reach JetStream, which will hand the events to another worker; a handler
+// that went on could send a step that worker sends too. (The journal's
+// compare-and-set stops a second claim; this stops the first holder from
+// carrying on blind.) Partitions are consumed again once NATS is back.
+func (r *Runner) watchConnection(ctx context.Context) {
+	nc := r.cfg.JS.Conn()
+	if nc == nil {
+		return
+	}
+	t := time.NewTicker(max(r.cfg.Consumer.AckWait/10, 100*time.Millisecond))
+	defer t.Stop()
+	var lost time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if nc.IsConnected() {
+			lost = time.Time{}
+			continue
+		}
+		if lost.IsZero() {
+			lost = time.Now()
+			continue
+		}
+		if time.Since(lost) < r.cfg.Consumer.AckWait/2 {
+			continue
+		}
+		r.mu.Lock()
+		for _, pt := range r.parts {
+			pt.cancelHandlers(true)
+		}
+		r.mu.Unlock()
+		r.log.Warn("NATS unreachable for half the ack wait: running events cancelled (they will be redelivered; journaled steps do not repeat)",
+			"since", lost.Format(time.RFC3339))
+		lost = time.Now()
+	}
+}
 
 // keepHeldAlive sends in-progress acks for queued events until stop is
 // closed, so JetStream does not redeliver what this process is holding in
@@ -640,7 +701,8 @@ func (r *Runner) handleWithPatience(pt *partition, m *Message) error {
 	for try := 1; ; try++ {
 		m.Attempt = try
 		m.entry = nil // each run reads the journal afresh
-		err := r.cfg.Handler.Handle(pt.hctx, m)
+		hctx := pt.handlerCtx()
+		err := r.cfg.Handler.Handle(hctx, m)
 		if err == nil || !IsRateLimited(err) || waited >= r.cfg.RateLimitPatience {
 			return err
 		}
@@ -648,7 +710,7 @@ func (r *Runner) handleWithPatience(pt *partition, m *Message) error {
 		r.log.Info("rate limited; waiting before trying again", "event_id", m.Envelope.ID, "wait", wait.Round(time.Millisecond))
 		r.observe(m, OutcomeRateLimited, wait)
 		select {
-		case <-pt.hctx.Done():
+		case <-hctx.Done():
 			return err
 		case <-pt.stop:
 			// Releasing: do not hold the grace period for a wait; the

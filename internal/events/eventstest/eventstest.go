@@ -22,22 +22,41 @@ type Env struct {
 	Stream   events.StreamConfig
 }
 
+// Options configure StartWith. Zero fields take Start's defaults.
+type Options struct {
+	Dir        string // data directory (to test restarts); default a temp dir
+	Partitions int    // default 4
+}
+
 // Start starts an embedded server with a TCP listener on a random loopback
-// port, connects to it, and creates the events stream. Everything stops at
-// the end of the test.
+// port, connects to it, and creates the work and history streams with
+// their partition consumers. Everything stops at the end of the test.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	return StartIn(t, t.TempDir())
+	return StartWith(t, Options{})
 }
 
 // StartIn is Start with a chosen data directory (to test restarts).
 func StartIn(t testing.TB, dir string) *Env {
 	t.Helper()
+	return StartWith(t, Options{Dir: dir})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Env {
+	t.Helper()
+	dir := o.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 4
+	}
 	emb, err := events.StartEmbedded(events.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Dir: dir, Embedded: emb, Stream: events.StreamConfig{Partitions: 4}.WithDefaults()}
+	env := &Env{Dir: dir, Embedded: emb, Stream: events.StreamConfig{Partitions: o.Partitions}.WithDefaults()}
 	t.Cleanup(env.Stop)
 	env.NC, err = nats.Connect(emb.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
