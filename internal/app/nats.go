@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -124,8 +126,8 @@ func (o *LayoutOptions) Validate() error {
 	if o.HistoryMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("-history-max-bytes %d: want at least 1 MiB (1048576)", o.HistoryMaxBytes))
 	}
-	if o.HistoryMaxAge < time.Minute {
-		errs = append(errs, fmt.Errorf("-history-max-age %s: want at least 1m", events.FormatDuration(o.HistoryMaxAge)))
+	if o.HistoryMaxAge < time.Second {
+		errs = append(errs, fmt.Errorf("-history-max-age %s: want at least 1s", events.FormatDuration(o.HistoryMaxAge)))
 	}
 	if o.DuplicateWindow < time.Second {
 		errs = append(errs, fmt.Errorf("-duplicate-window %s: want at least 1s", events.FormatDuration(o.DuplicateWindow)))
@@ -175,7 +177,7 @@ func (b *Backbone) Ready(ctx context.Context) error {
 }
 
 // failFastTimeout bounds how long an operator command waits for NATS.
-const failFastTimeout = 5 * time.Second
+const failFastTimeout = 4 * time.Second
 
 // OpenBackbone connects to the cluster in o.URL, or embeds a server when
 // embed is true and o.URL is empty. It does not touch the layout: see
@@ -202,16 +204,30 @@ func OpenBackbone(ctx context.Context, o NATSOptions, name string, embed bool, l
 			url = "nats://" + DefaultEmbeddedListen
 		}
 		nkey := o.NKey
-		if nkey == "" && o.Creds == "" && o.URL == "" {
-			// The receiver's embedded server on this machine: use the seed it
-			// wrote for this kind of process.
-			nkey = events.EmbeddedSeedFile(o.DataDir, roleOf(name))
+		if nkey == "" && o.Creds == "" {
+			// A receiver's embedded server on this machine: use the seed it
+			// wrote for this kind of process, when there is one.
+			if f := events.EmbeddedSeedFile(o.DataDir, roleOf(name)); fileExists(f) {
+				nkey = f
+			}
 		}
 		b.url = events.RedactURL(url)
-		b.NC, err = events.Connect(events.ConnectConfig{URLs: url, Name: name, CredsFile: o.Creds, NKeySeedFile: nkey,
-			TLSCert: o.TLSCert, TLSKey: o.TLSKey, TLSCA: o.TLSCA, Logger: log, FailFast: o.FailFast, Timeout: failFastTimeout})
+		cc := events.ConnectConfig{URLs: url, Name: name, CredsFile: o.Creds, NKeySeedFile: nkey,
+			TLSCert: o.TLSCert, TLSKey: o.TLSKey, TLSCA: o.TLSCA, Logger: log, FailFast: true, Timeout: failFastTimeout}
+		b.NC, err = events.Connect(cc)
+		if err != nil && !o.FailFast && !isAuthError(err) {
+			// A long-running process waits for NATS to come up; a refused
+			// login, though, will not fix itself.
+			log.Warn("NATS not reachable yet; waiting for it", "url", b.url, "err", err)
+			cc.FailFast = false
+			b.NC, err = events.Connect(cc)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot reach NATS at %s: %w", b.url, err)
+			hint := ""
+			if isAuthError(err) && nkey == "" && o.Creds == "" {
+				hint = " (the server requires credentials: give -nats-nkey or -nats-creds, or -data-dir of the receiver whose embedded server this is)"
+			}
+			return nil, fmt.Errorf("cannot reach NATS at %s: %w%s", b.url, err, hint)
 		}
 	}
 	b.JS, err = jetstream.New(b.NC)
@@ -220,6 +236,17 @@ func OpenBackbone(ctx context.Context, o NATSOptions, name string, embed bool, l
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return b, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// isAuthError reports NATS refusing the credentials (or their absence).
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
+		strings.Contains(strings.ToLower(err.Error()), "authorization violation")
 }
 
 // roleOf maps a process name to its embedded-server credentials.

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,61 @@ import (
 	"strings"
 	"time"
 )
+
+// Exit codes of every zohook command (documented in -h and the README).
+const (
+	ExitOK       = 0 // done
+	ExitFailure  = 1 // the command ran and failed (NATS unreachable, a check failed...)
+	ExitUsage    = 2 // wrong command, flag or argument
+	ExitNotFound = 3 // the thing named does not exist (a dead letter id...)
+)
+
+// ExitCodesHelp is appended to every command's -h.
+const ExitCodesHelp = "\nExit codes: 0 ok, 1 failure, 2 usage error, 3 not found."
+
+// ParseCommand parses a command's flags, the one convention of every
+// zohook command: -h prints the usage to stdout and exits 0; a bad flag
+// prints the error and the usage to stderr and exits 2; configuration
+// flags then read ZOHOOK_* (action flags never do); more than maxArgs
+// positional arguments (maxArgs < 0: any number) is a usage error. ok is
+// false when the caller must return code.
+func ParseCommand(fs *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer, maxArgs int) (code int, ok bool) {
+	usage := fs.Usage
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		usage()
+		fmt.Fprintln(stdout, ExitCodesHelp)
+		fs.SetOutput(out)
+		return ExitOK, false
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		fs.SetOutput(stderr)
+		usage()
+		fs.SetOutput(out)
+		return ExitUsage, false
+	}
+	if getenv != nil {
+		if err := ApplyEnv(fs, "ZOHOOK_", getenv); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+			return ExitUsage, false
+		}
+	}
+	if maxArgs >= 0 && fs.NArg() > maxArgs {
+		extra := fs.Arg(maxArgs)
+		if strings.HasPrefix(extra, "-") {
+			fmt.Fprintf(stderr, "%s: unexpected argument %q: flags go before arguments (see -h)\n", fs.Name(), extra)
+		} else {
+			fmt.Fprintf(stderr, "%s: unexpected argument %q (see -h)\n", fs.Name(), extra)
+		}
+		return ExitUsage, false
+	}
+	return ExitOK, true
+}
 
 // EnvName returns the environment variable for a flag: prefix + the flag name
 // in upper snake case ("nats-url" → "ZOHOOK_NATS_URL").
@@ -85,10 +141,16 @@ func PrintDefaults(w io.Writer, fs *flag.FlagSet, prefix string) {
 }
 
 // defaultText prints a default the way it is typed: durations as 10m, not
-// 10m0s.
+// 10m0s; numbers and booleans bare; text quoted.
 func defaultText(f *flag.Flag) string {
 	if d, err := time.ParseDuration(f.DefValue); err == nil && strings.ContainsAny(f.DefValue, "hms") {
 		return FormatDuration(d)
+	}
+	if _, err := strconv.ParseFloat(f.DefValue, 64); err == nil {
+		return f.DefValue
+	}
+	if f.DefValue == "true" {
+		return f.DefValue
 	}
 	return strconv.Quote(f.DefValue)
 }

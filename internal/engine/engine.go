@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/rules/ruleevent"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -95,17 +95,7 @@ func (e *Engine) RulesReloaded(set *rules.Set, err error) {
 }
 
 // ToRulesEvent converts an envelope into what rules see.
-func ToRulesEvent(env *events.Envelope) *rules.Event {
-	ev := &rules.Event{
-		ID: env.ID, Source: string(env.Source), Connection: env.Connection, Module: env.Module,
-		Operation: env.Operation, RecordID: env.RecordID, ChangedFields: env.ChangedFields, Values: env.Values,
-		ChannelID: env.ChannelID, Hook: env.Hook, ReceivedAt: env.ReceivedAt,
-	}
-	if len(env.Raw) > 0 {
-		_ = json.Unmarshal(env.Raw, &ev.Payload)
-	}
-	return ev
-}
+func ToRulesEvent(env *events.Envelope) *rules.Event { return ruleevent.FromEnvelope(env) }
 
 // Handle runs every matching rule on the event.
 func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {

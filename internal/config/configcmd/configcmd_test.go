@@ -224,3 +224,19 @@ func TestSchemaKeywordsWorkInDraft07Editors(t *testing.T) {
 	}
 	walk(s, "#")
 }
+
+// -h on every subcommand prints to stdout and exits 0; flags and stray
+// arguments are usage errors.
+func TestSubcommandHelpAndUsage(t *testing.T) {
+	for _, args := range [][]string{{"schema", "-h"}, {"check", "-h"}, {"help"}} {
+		code, out, errs := run(t, args...)
+		if code != 0 || errs != "" || !strings.Contains(out, "config check FILE") {
+			t.Errorf("%v: %d %q %q", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{"check"}, {"check", "a.yaml", "b.yaml"}, {"schema", "-x"}, {"check", "-x", "a.yaml"}} {
+		if code, _, errs := run(t, args...); code != 2 || errs == "" {
+			t.Errorf("%v: %d %q", args, code, errs)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/receiver"
 	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/rules/ruleevent"
 )
 
 // callback is a request as Zoho would POST it to the receiver.
@@ -132,14 +133,4 @@ func callbackEvents(cb callback, now time.Time) ([]*rules.Event, error) {
 // the worker, NATS consumers and the journal into `rules test`), so the
 // few lines are repeated here; TestCallbackEventsAsTheEngineSeesThem pins
 // the fields.
-func toRulesEvent(env *events.Envelope) *rules.Event {
-	ev := &rules.Event{
-		ID: env.ID, Source: string(env.Source), Connection: env.Connection, Module: env.Module,
-		Operation: env.Operation, RecordID: env.RecordID, ChangedFields: env.ChangedFields, Values: env.Values,
-		ChannelID: env.ChannelID, Hook: env.Hook, ReceivedAt: env.ReceivedAt,
-	}
-	if len(env.Raw) > 0 {
-		_ = json.Unmarshal(env.Raw, &ev.Payload)
-	}
-	return ev
-}
+func toRulesEvent(env *events.Envelope) *rules.Event { return ruleevent.FromEnvelope(env) }

@@ -124,7 +124,9 @@ func fileArg(pos []string, stderr io.Writer) (string, bool) {
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("rules "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	// -h: the caller prints the usage to stdout (exit 0); a bad flag: its
+	// error alone, on stderr (exit 2).
+	fs.Usage = func() {}
 	return fs
 }
 
@@ -133,6 +135,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
 			return 0
 		}
 		return 2
@@ -235,6 +238,7 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
 			return 0
 		}
 		return 2

@@ -83,8 +83,11 @@ func TestCheckDefaultFileAndUsage(t *testing.T) {
 	if code, out, _ := run(t, "-h"); code != 0 || !strings.Contains(out, "rules test --event EVENT.json") || !strings.Contains(out, "rules check [FILE]") {
 		t.Errorf("-h: %d %s", code, out)
 	}
-	if code, _, errs := run(t, "check", "--help"); code != 0 || !strings.Contains(errs, "Usage:") {
-		t.Errorf("check --help: %d %s", code, errs)
+	if code, out, errs := run(t, "check", "--help"); code != 0 || !strings.Contains(out, "Usage:") || errs != "" {
+		t.Errorf("check --help (usage on stdout): %d %q %q", code, out, errs)
+	}
+	if code, _, errs := run(t, "check", "-nope"); code != 2 || !strings.Contains(errs, "-nope") {
+		t.Errorf("check -nope: %d %s", code, errs)
 	}
 	if code, _, _ := run(t); code != 2 {
 		t.Errorf("no args: %d", code)

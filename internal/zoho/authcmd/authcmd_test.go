@@ -99,11 +99,21 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{[]string{"token", "-h"}, 0, "usage: worker auth token"},
 		{[]string{"exchange"}, 2, "-code is required"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"token", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"login", "-nope"}, 2, "flag provided but not defined: -nope"},
 		{[]string{"token"}, 1, zoho.EnvRefreshToken},
 	} {
-		rc, _, errs := run(t, envFor(s, false), c.args...)
-		if rc != c.rc || !strings.Contains(errs, c.want) {
-			t.Errorf("%v: rc %d (want %d), stderr %q", c.args, rc, c.rc, errs)
+		rc, out, errs := run(t, envFor(s, false), c.args...)
+		// -h prints to stdout (exit 0); mistakes go to stderr (exit 2).
+		got := errs
+		if c.rc == 0 {
+			got = out
+			if errs != "" {
+				t.Errorf("%v: -h wrote to stderr: %q", c.args, errs)
+			}
+		}
+		if rc != c.rc || !strings.Contains(got, c.want) {
+			t.Errorf("%v: rc %d (want %d), stdout %q, stderr %q", c.args, rc, c.rc, out, errs)
 		}
 	}
 	rc, _, errs := run(t, func(string) string { return "" }, "exchange", "-code", "x")
@@ -174,5 +184,56 @@ func TestLoginFlow(t *testing.T) {
 	cfg := zoho.Config{ClientID: s.Credentials().ClientID, ClientSecret: s.Credentials().ClientSecret, RefreshToken: m[1], AccountsURL: s.URL()}
 	if _, err := zoho.NewRefresher(cfg, nil, nil).Token(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Action flags never read ZOHOOK_*: a ZOHOOK_CODE or ZOHOOK_LISTEN left in
+// a shell changes nothing; -h says so and prints durations as people type
+// them.
+func TestActionFlagsIgnoreEnvironment(t *testing.T) {
+	s := zohotest.NewServer()
+	defer s.Close()
+	base := envFor(s, false)
+	env := func(k string) string {
+		switch k {
+		case "ZOHOOK_CODE":
+			return s.IssueGrantCode()
+		case "ZOHOOK_TIMEOUT":
+			return "1s"
+		}
+		return base(k)
+	}
+	if rc, _, errs := run(t, env, "exchange"); rc != 2 || !strings.Contains(errs, "-code is required") {
+		t.Fatalf("ZOHOOK_CODE was read: rc %d %s", rc, errs)
+	}
+	rc, out, _ := run(t, env, "login", "-h")
+	if rc != 0 || !strings.Contains(out, "(default 5m)") || strings.Contains(out, "5m0s") || !strings.Contains(out, "(not read from the environment)") ||
+		!strings.Contains(out, "Exit codes: 0 ok, 1 failure, 2 usage error, 3 not found.") {
+		t.Fatalf("login -h: %d\n%s", rc, out)
+	}
+}
+
+func TestScopeNeeds(t *testing.T) {
+	granted := authcmd.ParseScopes("ZohoCRM.modules.deals.ALL,ZohoCRM.coql.READ ZohoBooks.invoices.CREATE")
+	for _, c := range []struct {
+		need authcmd.ScopeNeed
+		ok   bool
+	}{
+		{authcmd.ScopeNeed{Service: "ZohoCRM", Resource: "modules", Sub: "Deals", Op: "UPDATE"}, true},
+		{authcmd.ScopeNeed{Service: "ZohoCRM", Resource: "modules", Sub: "Contacts", Op: "READ"}, false},
+		{authcmd.ScopeNeed{Service: "ZohoCRM", Resource: "modules", Op: "CREATE"}, true}, // module unknown: any module's grant
+		{authcmd.ScopeNeed{Service: "ZohoCRM", Resource: "coql", Op: "READ"}, true},
+		{authcmd.ScopeNeed{Service: "ZohoCRM", Resource: "notifications", Op: "CREATE"}, false},
+		{authcmd.ScopeNeed{Service: "ZohoBooks", Op: "CREATE"}, true},
+		{authcmd.ScopeNeed{Service: "ZohoBooks", Op: "DELETE"}, false},
+	} {
+		if got := c.need.GrantedBy(granted); got != c.ok {
+			t.Errorf("%s granted by %v: %v, want %v", c.need, granted, got, c.ok)
+		}
+	}
+	all := authcmd.ParseScopes("ZohoCRM.modules.ALL ZohoCRM.notifications.ALL ZohoBooks.fullaccess.all")
+	if m := authcmd.MissingScopes(all, []authcmd.ScopeNeed{{Service: "ZohoCRM", Resource: "notifications", Op: "DELETE"},
+		{Service: "ZohoBooks", Resource: "invoices", Op: "DELETE"}, {Service: "ZohoCRM", Resource: "coql", Op: "READ"}}); len(m) != 1 || m[0].String() != "ZohoCRM.coql.READ" {
+		t.Fatalf("missing %v", m)
 	}
 }
