@@ -139,9 +139,9 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		}
 	}
 	srv, err := receiver.New(receiver.Config{
-		OnStored:         markSeen,
-		Publisher:        events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
-		Ready:            bb.Ready,
+		OnStored:  markSeen,
+		Publisher: events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
+		Ready:     bb.Ready,
 		// Static tokens first: they need no bucket read on a miss.
 		CRMTokens:        anyVerifier{tokens, kvTokens},
 		CRMWorkflowHooks: wfHooks,

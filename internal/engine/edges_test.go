@@ -179,7 +179,11 @@ func TestNoLookupAfterARefusal(t *testing.T) {
 	fx.fake.Inject(zohotest.Fault{Method: http.MethodPost, PathPrefix: "/books/v3/invoices", Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 1})
 	customer := fx.fake.BooksInsert(fx.orgID, "contacts", map[string]any{"contact_name": "Bowman & Co"})
 	fx.publish(t, "ev-noref-1", "Deals", fx.dealID, map[string]any{"customer": customer})
-	defer func() { if t.Failed() { t.Log(fx.logs.String()) } }()
+	defer func() {
+		if t.Failed() {
+			t.Log(fx.logs.String())
+		}
+	}()
 	waitUntil(t, "event handled", func() bool { _, ok := fx.handled.Load("ev-noref-1"); return ok })
 	if n := len(fx.fake.CallsTo(http.MethodGet, "/books/v3/invoices")); n != 0 {
 		t.Fatalf("%d reference_number lookups after a refusal", n)
