@@ -28,6 +28,8 @@ func main() {
 	booksLimit := flag.Int("books-limit", 0, "Books calls allowed per -books-per (0 = unlimited; Zoho: 100 per minute)")
 	booksPer := flag.Duration("books-per", time.Minute, "window of -books-limit")
 	verbose := flag.Bool("v", false, "log every request to stderr")
+	deals := flag.Int("deals", 0, "seed this many Closed Won Deals (for a rule that loads and updates the record, e.g. bench/rules-load-update.yaml)")
+	idsFile := flag.String("ids", "", "write the seeded Deals' ids to this `file`, one per line (bench/loadgen -ids)")
 	flag.Parse()
 
 	opts := []zohotest.Option{zohotest.WithLatency(*latency)}
@@ -40,6 +42,19 @@ func main() {
 	fake := zohotest.NewServer(opts...)
 	defer fake.Close()
 	demo := fake.SeedDemo()
+	if *deals > 0 {
+		ids := make([]byte, 0, *deals*20)
+		for i := range *deals {
+			id := fake.CRMInsert("Deals", map[string]any{"Deal_Name": fmt.Sprintf("Bench deal %d", i), "Stage": "Closed Won", "Amount": 100 + i})
+			ids = append(append(ids, id...), '\n')
+		}
+		if *idsFile != "" {
+			if err := os.WriteFile(*idsFile, ids, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "fakezoho:", err)
+				os.Exit(1)
+			}
+		}
+	}
 	cr := fake.Credentials()
 	fmt.Printf("ZOHOOK_ZOHO_CLIENT_ID=%s\nZOHOOK_ZOHO_CLIENT_SECRET=%s\nZOHOOK_ZOHO_REFRESH_TOKEN=%s\n", cr.ClientID, cr.ClientSecret, cr.RefreshToken)
 	fmt.Printf("ZOHOOK_ZOHO_ACCOUNTS_URL=%s\nZOHOOK_ZOHO_BOOKS_ORG_ID=%s\n", fake.URL(), cr.OrgID)

@@ -43,6 +43,8 @@ type config struct {
 	pids        string
 	timeout     time.Duration
 	serverStart int64
+	idsFile     string
+	ids         []string
 }
 
 func main() {
@@ -58,7 +60,16 @@ func main() {
 	flag.StringVar(&cfg.pids, "pids", "", "comma-separated pids whose peak RSS (VmHWM) to report at the end, e.g. receiver,worker")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.Int64Var(&cfg.serverStart, "server-time", time.Now().UnixMilli(), "server_time of the first notification (later ones add 1); unique per run so JetStream de-duplicates nothing")
+	flag.StringVar(&cfg.idsFile, "ids", "", "`file` of record ids (one per line, e.g. from bench/fakezoho -ids) to name in turn instead of new ids")
 	flag.Parse()
+	if cfg.idsFile != "" {
+		b, err := os.ReadFile(cfg.idsFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		cfg.ids = strings.Fields(string(b))
+	}
 	if err := run(context.Background(), cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -78,6 +89,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		raw = &r
 		fmt.Fprintf(out, "raw JetStream sync publish: %s\n", r)
 	}
+	// For scripts timing what follows the ingest (bench/separate.sh: end
+	// to end events/s): when the first notification went out.
+	fmt.Fprintf(out, "ingest start (unix s): %.6f\n", float64(time.Now().UnixNano())/1e9)
 	recv := ingest(cfg)
 	fmt.Fprintf(out, "receiver ingest over HTTP:  %s\n", recv)
 	if len(recv.errs) > 0 {
@@ -190,10 +204,14 @@ func ingest(cfg config) result {
 		MaxIdleConns: cfg.conc, MaxIdleConnsPerHost: cfg.conc, MaxConnsPerHost: cfg.conc}}
 	defer client.CloseIdleConnections()
 	return measure(cfg.n, cfg.conc, func(i int) error {
+		id := strconv.FormatInt(5725767000100000000+int64(i), 10)
+		if len(cfg.ids) > 0 {
+			id = cfg.ids[i%len(cfg.ids)]
+		}
 		body, _ := json.Marshal(map[string]any{
 			"server_time": cfg.serverStart + int64(i), "module": cfg.module,
-			"ids": []string{strconv.FormatInt(5725767000100000000+int64(i), 10)}, "operation": "update",
-			"affected_fields": []map[string][]string{{strconv.FormatInt(5725767000100000000+int64(i), 10): {"Phone"}}},
+			"ids": []string{id}, "operation": "update",
+			"affected_fields": []map[string][]string{{id: {"Phone"}}},
 			"channel_id":      "1000000068001", "resource_uri": "https://www.zohoapis.com/crm/v8/" + cfg.module, "token": cfg.token,
 		})
 		resp, err := client.Post(cfg.url, "application/json", bytes.NewReader(body))

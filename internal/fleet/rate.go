@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,11 +73,19 @@ func (s rateState) advance(now time.Time, perSec, burst float64) rateState {
 }
 
 // RateLimiter is a token bucket shared by every process through one KV key.
-// Wait reserves a token with one compare-and-set (the bucket may go
-// negative: callers queue) and then sleeps until that token's refill time,
-// so there is no polling; a cancelled wait gives its token back. Within a
-// process, takes are serialised so that only processes, not goroutines,
-// compete on the revision.
+// Wait reserves a token with a compare-and-set (the bucket may go negative:
+// callers queue) and then sleeps until that token's refill time, so there
+// is no polling; a cancelled wait gives its token back.
+//
+// Within a process, Waits that arrive while a compare-and-set is in flight
+// do not queue on a lock for their own round trip: they join the next
+// one, which takes a token for each of them at once (and gives back those
+// of cancelled waits). So the KV sees at most one write in flight per
+// process, only processes compete on the revision, and 16 concurrent calls
+// cost one or two round trips instead of 16 in a row. Tokens are only ever
+// taken for a Wait that asked for one: none is reserved ahead and left
+// unused, so the shared count stays exact and no process hoards tokens
+// the others could use.
 type RateLimiter struct {
 	name      string
 	limit     int
@@ -87,11 +96,44 @@ type RateLimiter struct {
 	kv        jetstream.KeyValue
 	o         rateOptions
 
-	mu   sync.Mutex
+	mu       sync.Mutex // guards queue, flushing and rateReq.state; never held across a KV call
+	queue    []*rateReq // waiting for the next compare-and-set
+	spare    []*rateReq // the last batch's slice, reused
+	flushing bool       // a goroutine is running batches (run)
+
+	// Only the goroutine running batches touches these.
 	st   rateState // last state we wrote or read
 	rev  uint64    // its revision; 0 = unknown (read before writing)
 	have bool
 }
+
+// rateReq is one Wait's take of a token, or a give-back of one.
+type rateReq struct {
+	give     bool
+	deadline time.Time       // zero: none
+	done     chan rateResult // buffered; nil for a give-back nobody waits for
+	state    reqState
+}
+
+type reqState uint8
+
+const (
+	reqQueued    reqState = iota
+	reqInFlight           // its batch's compare-and-set is under way
+	reqAnswered           // the result is in done
+	reqAbandoned          // its Wait ended meanwhile: a token taken for it goes back
+)
+
+type rateResult struct {
+	delay time.Duration // until the token is due
+	taken bool
+	err   error
+}
+
+// rateBatchTimeout bounds the KV calls of one batch; each call is also
+// bounded by events.KVOptions. A Wait whose context ends sooner returns at
+// once (its token, if taken meanwhile, is given back).
+const rateBatchTimeout = 30 * time.Second
 
 // NewRateLimiter returns the limiter name allowing limit takes per per
 // across the fleet. limit ≤ 0 means unlimited: Wait returns at once and no
@@ -166,11 +208,36 @@ func (r *RateLimiter) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	delay, err := r.reserve(ctx)
-	if err != nil || delay <= 0 {
-		return err
+	req := &rateReq{done: make(chan rateResult, 1)}
+	if d, ok := ctx.Deadline(); ok {
+		req.deadline = d
 	}
-	t := time.NewTimer(delay)
+	r.submit(req)
+	var res rateResult
+	select {
+	case res = <-req.done:
+	case <-ctx.Done():
+		r.mu.Lock()
+		switch req.state {
+		case reqQueued:
+			r.queue = slices.DeleteFunc(r.queue, func(q *rateReq) bool { return q == req })
+			r.mu.Unlock()
+			return ctx.Err()
+		case reqInFlight:
+			req.state = reqAbandoned
+			r.mu.Unlock()
+			return ctx.Err()
+		}
+		r.mu.Unlock()
+		if res = <-req.done; res.taken {
+			r.giveBack(context.WithoutCancel(ctx))
+		}
+		return ctx.Err()
+	}
+	if res.err != nil || res.delay <= 0 {
+		return res.err
+	}
+	t := time.NewTimer(res.delay)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -181,74 +248,147 @@ func (r *RateLimiter) Wait(ctx context.Context) error {
 	}
 }
 
-// reserve takes one token (possibly in the future) and returns how long to
-// wait for it.
-func (r *RateLimiter) reserve(ctx context.Context) (time.Duration, error) {
-	deadline, hasDeadline := ctx.Deadline()
+// giveBack returns a reserved token after a cancelled wait (best effort),
+// waiting up to 2 s for it to be written.
+func (r *RateLimiter) giveBack(ctx context.Context) {
+	req := &rateReq{give: true, done: make(chan rateResult, 1)}
+	r.submit(req)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+	}
+}
+
+// submit queues req and makes sure a goroutine runs batches.
+func (r *RateLimiter) submit(req *rateReq) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.queue = append(r.queue, req)
+	start := !r.flushing
+	r.flushing = true
+	r.mu.Unlock()
+	if start {
+		// Its own goroutine, not the caller's: a Wait must be able to
+		// return when its context ends, whatever the KV call is doing.
+		go r.run()
+	}
+}
+
+// run serves batches until the queue is empty: everything queued while one
+// compare-and-set was in flight is the next batch.
+func (r *RateLimiter) run() {
+	for {
+		r.mu.Lock()
+		batch := r.queue
+		if len(batch) == 0 {
+			r.flushing = false
+			r.mu.Unlock()
+			return
+		}
+		// The two slices take turns: one is served while the other queues.
+		r.queue, r.spare = r.spare[:0], nil
+		for _, q := range batch {
+			q.state = reqInFlight
+		}
+		r.mu.Unlock()
+		r.serve(batch)
+		clear(batch) // drop the requests for the garbage collector
+		r.spare = batch[:0]
+	}
+}
+
+// serve takes (or gives back) one token per request of batch with one
+// compare-and-set, re-reading and recomputing when another process wrote
+// first, then answers every request.
+func (r *RateLimiter) serve(batch []*rateReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), rateBatchTimeout)
+	defer cancel()
+	results := make([]rateResult, len(batch))
 	for attempt := 0; ; attempt++ {
 		if !r.have {
-			if err := r.loadLocked(ctx); err != nil {
-				return 0, err
+			if err := r.load(ctx); err != nil {
+				r.answer(batch, results, err)
+				return
 			}
 		}
 		now := time.Now()
 		st := r.st.advance(now, r.perSec, r.burst)
-		st.Tokens--
-		st.Granted++
-		var delay time.Duration
-		if st.Tokens < 0 {
-			delay = time.Duration(-st.Tokens / r.perSec * 1e9)
+		changed := false
+		for i, q := range batch {
+			results[i] = rateResult{}
+			if q.give {
+				st.Tokens = math.Min(r.burst, st.Tokens+1)
+				if st.Granted > 0 {
+					st.Granted--
+				}
+				changed = true
+				continue
+			}
+			next := st.Tokens - 1
+			var delay time.Duration
+			if next < 0 {
+				delay = time.Duration(-next / r.perSec * 1e9)
+			}
+			if !q.deadline.IsZero() && now.Add(delay).After(q.deadline) {
+				results[i].err = fmt.Errorf("fleet: rate %s: next token in %s, after the context deadline: %w", r.name, delay.Round(time.Millisecond), context.DeadlineExceeded)
+				continue
+			}
+			st.Tokens = next
+			st.Granted++
+			results[i] = rateResult{delay: delay, taken: true}
+			changed = true
 		}
-		if hasDeadline && now.Add(delay).After(deadline) {
-			return 0, fmt.Errorf("fleet: rate %s: next token in %s, after the context deadline: %w", r.name, delay.Round(time.Millisecond), context.DeadlineExceeded)
+		if !changed {
+			r.answer(batch, results, nil)
+			return
 		}
-		err := r.storeLocked(ctx, st)
+		err := r.store(ctx, st)
 		if err == nil {
-			return delay, nil
+			r.answer(batch, results, nil)
+			return
 		}
 		if !isConflict(err) {
-			return 0, err
+			r.answer(batch, results, err)
+			return
 		}
 		// Another process took a token since our last look: re-read after a
 		// short jittered pause so that colliding processes spread out.
 		if err := sleepCtx(ctx, conflictPause(attempt)); err != nil {
-			return 0, err
+			r.answer(batch, results, fmt.Errorf("fleet: rate %s: %w", r.name, err))
+			return
 		}
 	}
 }
 
-// giveBack returns a reserved token after a cancelled wait (best effort).
-func (r *RateLimiter) giveBack(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+// answer hands each request its result (or err, when the batch failed as a
+// whole). A token taken for a Wait that has ended meanwhile is given back
+// in the next batch.
+func (r *RateLimiter) answer(batch []*rateReq, results []rateResult, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		if !r.have {
-			if err := r.loadLocked(ctx); err != nil {
-				r.o.logger.Warn("fleet: rate token not given back", "rate", r.name, "err", err)
-				return
+	for i, q := range batch {
+		res := results[i]
+		if err != nil {
+			res = rateResult{err: err}
+		}
+		if q.give && res.err != nil {
+			r.o.logger.Warn("fleet: rate token not given back", "rate", r.name, "err", res.err)
+		}
+		if q.state == reqAbandoned {
+			if res.taken {
+				r.queue = append(r.queue, &rateReq{give: true})
 			}
+			continue
 		}
-		st := r.st.advance(time.Now(), r.perSec, r.burst)
-		st.Tokens = math.Min(r.burst, st.Tokens+1)
-		if st.Granted > 0 {
-			st.Granted--
-		}
-		err := r.storeLocked(ctx, st)
-		if err == nil {
-			return
-		}
-		if !isConflict(err) || sleepCtx(ctx, conflictPause(attempt)) != nil {
-			r.o.logger.Warn("fleet: rate token not given back", "rate", r.name, "err", err)
-			return
+		q.state = reqAnswered
+		if q.done != nil {
+			q.done <- res
 		}
 	}
 }
 
-func (r *RateLimiter) loadLocked(ctx context.Context) error {
+func (r *RateLimiter) load(ctx context.Context) error {
 	e, err := r.kv.Get(ctx, r.name)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -268,7 +408,7 @@ func (r *RateLimiter) loadLocked(ctx context.Context) error {
 	return nil
 }
 
-func (r *RateLimiter) storeLocked(ctx context.Context, st rateState) error {
+func (r *RateLimiter) store(ctx context.Context, st rateState) error {
 	b, _ := json.Marshal(st)
 	var (
 		rev uint64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +130,74 @@ func TestRateWaitCancelled(t *testing.T) {
 	}
 }
 
+// Concurrent Waits of one process are not serialized on the KV round trip:
+// 16 goroutines × 50 Waits at a rate that never blocks finish in far fewer
+// KV requests than Waits (one compare-and-set serves every Wait queued while
+// the previous one was in flight), and the shared count still has exactly
+// one token per Wait.
+func TestRateConcurrentWaitsShareRoundTrips(t *testing.T) {
+	env := eventstest.Start(t)
+	p := newProcess(t, env)
+	l, err := fleet.NewRateLimiter(context.Background(), p.js, "shared", 1_000_000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 16, 50
+	before := p.nc.Stats().OutMsgs
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				if err := l.Wait(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sent := p.nc.Stats().OutMsgs - before
+	t.Logf("%d Waits, %d KV requests", goroutines*each, sent)
+	// One round trip per Wait, in a row, is what a lock across the
+	// round trip gives; a quarter of that leaves room for slow scheduling.
+	if sent > goroutines*each/4 {
+		t.Fatalf("%d Waits sent %d KV requests: concurrent Waits are serialized on the round trip", goroutines*each, sent)
+	}
+	if got := storedGranted(t, p, "shared"); got != goroutines*each {
+		t.Fatalf("KV counts %d tokens taken, want %d", got, goroutines*each)
+	}
+}
+
+// A Wait cancelled while its batch's compare-and-set is in flight returns
+// at once; the token taken for it is given back, so the shared count only
+// holds the Waits that returned nil.
+func TestRateCancelledWaitsGiveTokensBack(t *testing.T) {
+	env := eventstest.Start(t)
+	p := newProcess(t, env)
+	l, err := fleet.NewRateLimiter(context.Background(), p.js, "cancel", 1_000_000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			if i%2 == 0 {
+				cancel() // at once, or while queued, or while in flight
+			}
+			defer cancel()
+			if l.Wait(ctx) == nil {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if !eventually(t, 5*time.Second, func() bool { return storedGranted(t, p, "cancel") == uint64(ok.Load()) }) {
+		t.Fatalf("KV counts %d tokens taken, %d Waits returned nil", storedGranted(t, p, "cancel"), ok.Load())
+	}
+}
+
 func TestRateUnlimited(t *testing.T) {
 	for _, s := range []string{"", "0", "0/1m"} {
 		n, per, err := fleet.ParseRate(s)
@@ -215,6 +284,32 @@ func BenchmarkRateLimiterWait(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRateLimiterWaitParallel: 16 goroutines of one process (a worker
+// at -concurrency 16) calling Wait at a rate that never blocks. kv/op is the
+// KV requests the process sent per Wait: 1 when every Wait waits for its own
+// round trip, far less when concurrent Waits share one compare-and-set.
+// Compare its ns/op with BenchmarkKVUpdateBaseline (one round trip).
+func BenchmarkRateLimiterWaitParallel(b *testing.B) {
+	env := eventstest.Start(b)
+	p := newProcess(b, env)
+	l, err := fleet.NewRateLimiter(context.Background(), p.js, "bench16", 1_000_000_000, time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := p.nc.Stats().OutMsgs
+	b.SetParallelism(8) // × GOMAXPROCS (2 here) = 16 goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := l.Wait(context.Background()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(p.nc.Stats().OutMsgs-before)/float64(b.N), "kv/op")
 }
 
 // BenchmarkRateLimiterWaitTwoProcesses: two processes, 4 goroutines each,

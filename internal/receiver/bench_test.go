@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,4 +105,68 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(raw, "raw_publish/s")
 	b.ReportMetric(ingest, "http_ingest/s")
 	b.ReportMetric(ingest/raw, "ingest/raw")
+}
+
+// encodingPublisher does what events.Publisher does before the network (one
+// json.Marshal per envelope) and stores nothing: BenchmarkCRMNotifyHandler
+// then measures the receiver's own CPU per request, without NATS.
+type encodingPublisher struct{}
+
+func (encodingPublisher) Publish(_ context.Context, envs []*events.Envelope) ([]events.PublishResult, error) {
+	out := make([]events.PublishResult, len(envs))
+	for i, e := range envs {
+		if _, err := json.Marshal(e); err != nil {
+			return nil, err
+		}
+		out[i] = events.PublishResult{ID: e.ID}
+	}
+	return out, nil
+}
+
+// notify1KiB is the load tools' body (bench/notify-1k.json: 1 KiB, 56
+// affected_fields) with a record id and server_time of its own.
+func notify1KiB(tb testing.TB) func(i int64) []byte {
+	tb.Helper()
+	tmpl, err := os.ReadFile("../../bench/notify-1k.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl = bytes.TrimSpace(bytes.ReplaceAll(tmpl, []byte("__TOKEN__"), []byte(token)))
+	return func(i int64) []byte {
+		b := bytes.Replace(tmpl, []byte("__ID__"), strconv.AppendInt(nil, 5725767000100000000+i, 10), 1)
+		return bytes.Replace(b, []byte("__SERVER_TIME__"), strconv.AppendInt(nil, 1764410000000+i, 10), 1)
+	}
+}
+
+// BenchmarkCRMNotifyHandler is the receiver's CPU per CRM notification
+// (the 1 KiB body of the load tools) from request to answer, envelope
+// encoding included, NATS excluded; profile it with
+//
+//	go test -run '^$' -bench CRMNotifyHandler -cpuprofile /tmp/recv.prof ./internal/receiver/
+func BenchmarkCRMNotifyHandler(b *testing.B) {
+	srv, err := receiver.New(receiver.Config{
+		Publisher: encodingPublisher{},
+		CRMTokens: receiver.NewStaticTokens([]string{token}),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := notify1KiB(b)
+	bodies := make([][]byte, 1024)
+	for i := range bodies {
+		bodies[i] = body(int64(i))
+	}
+	h := srv.Handler()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/zoho/crm/notify", bytes.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		i++
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,10 +58,13 @@ func (p *memPublisher) Publish(_ context.Context, envs []*events.Envelope) ([]ev
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]events.PublishResult, len(envs))
+	var errs []error
 	for i, e := range envs {
-		data, err := json.Marshal(e)
+		// What events.Publisher does first: an envelope Encode refuses is
+		// an error for the receiver to answer, not a stored event.
+		data, err := events.Encode(e)
 		if err != nil {
-			p.bad = append(p.bad, fmt.Sprintf("marshal: %v", err))
+			errs = append(errs, err)
 			continue
 		}
 		back, err := events.Decode(data)
@@ -69,13 +73,13 @@ func (p *memPublisher) Publish(_ context.Context, envs []*events.Envelope) ([]ev
 			continue
 		}
 		subj := events.Subject(back, 16)
-		if strings.ContainsAny(subj, "*> \t\r\n") || strings.Count(subj, ".") != 6 {
+		if strings.ContainsAny(subj, "*> \t\r\n") || strings.Count(subj, ".") != events.SubjectTokens-1 {
 			p.bad = append(p.bad, "unsafe subject "+subj)
 		}
 		p.envs = append(p.envs, e)
 		out[i] = events.PublishResult{ID: e.ID, Subject: subj, Sequence: uint64(len(p.envs))}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // take returns and clears what was published and any envelope problem.

@@ -182,15 +182,28 @@ func scalar(v any) string {
 	return fmt.Sprint(v)
 }
 
-func (s *Server) hookEnvelope(src events.Source, name string, h HookConfig, ev hookEvent, values map[string]any) (*events.Envelope, *RequestError) {
+// hookEnvelope builds the event of a webhook: values are what the rules
+// see, body is what is stored as the raw callback (values, or the whole
+// body around them for Books). Neither may carry a configured secret.
+func (s *Server) hookEnvelope(src events.Source, name string, h HookConfig, ev hookEvent, values, body map[string]any) (*events.Envelope, *RequestError) {
 	if err := s.validate.Struct(&ev); err != nil {
 		return nil, badRequest("invalid webhook", fieldErrors(err)...)
 	}
-	raw, err := json.Marshal(values)
+	hashed, err := json.Marshal(values)
 	if err != nil {
 		return nil, badRequest("body cannot be stored: " + err.Error())
 	}
-	sum := sha256.Sum256(raw)
+	raw := hashed
+	if body != nil {
+		if raw, err = json.Marshal(body); err != nil {
+			return nil, badRequest("body cannot be stored: " + err.Error())
+		}
+	}
+	// Values come out of body, so checking the stored body covers both.
+	if s.secrets.carriedBy(raw, h.Secret) {
+		return nil, errSecretInBody
+	}
+	sum := sha256.Sum256(hashed)
 	return &events.Envelope{
 		Version:    events.EnvelopeVersion,
 		ID:         events.DeriveID(string(src), h.Connection, name, ev.Module, ev.Operation, ev.RecordID, hex.EncodeToString(sum[:])),
@@ -204,6 +217,18 @@ func (s *Server) hookEnvelope(src events.Source, name string, h HookConfig, ev h
 		ReceivedAt: s.cfg.Now().UTC(),
 		Raw:        raw,
 	}, nil
+}
+
+// dropSecretField removes the secret's own field from a body: an admin may
+// template the secret into the body as well as (or instead of) the URL. Any
+// spelling (Secret, SECRET) goes: it is the credential whatever its case.
+// The secret anywhere else is refused (secrets.go).
+func dropSecretField(m map[string]any, h HookConfig) {
+	for k := range m {
+		if strings.EqualFold(k, h.SecretQuery) {
+			delete(m, k)
+		}
+	}
 }
 
 // operation picks the hook's operation: fixed, from a body field, from the
@@ -239,7 +264,7 @@ func (s *Server) crmWorkflow(c echo.Context) error {
 	if rerr != nil {
 		return rerr
 	}
-	delete(m, h.SecretQuery) // an admin may template the secret into the body too
+	dropSecretField(m, h)
 	ev := hookEvent{Module: h.Module, Operation: operation(h, m, c.Request())}
 	if ev.Module == "" {
 		ev.Module = scalar(m[h.ModuleField])
@@ -249,7 +274,7 @@ func (s *Server) crmWorkflow(c echo.Context) error {
 		idField = "id"
 	}
 	ev.RecordID = scalar(m[idField])
-	env, rerr := s.hookEnvelope(events.SourceCRMWorkflow, name, h, ev, m)
+	env, rerr := s.hookEnvelope(events.SourceCRMWorkflow, name, h, ev, m, nil)
 	if rerr != nil {
 		return rerr
 	}
@@ -288,6 +313,7 @@ func (s *Server) books(c echo.Context) error {
 			return rerr
 		}
 	}
+	dropSecretField(m, h)
 	entity, obj := h.Module, map[string]any(nil)
 	if entity == "" && h.ModuleField != "" {
 		entity = scalar(m[h.ModuleField])
@@ -315,10 +341,9 @@ func (s *Server) books(c echo.Context) error {
 	if ev.RecordID == "" {
 		ev.RecordID = scalar(m[idField])
 	}
-	env, rerr := s.hookEnvelope(events.SourceBooks, name, h, ev, obj)
+	env, rerr := s.hookEnvelope(events.SourceBooks, name, h, ev, obj, m)
 	if rerr != nil {
 		return rerr
 	}
-	env.Raw, _ = json.Marshal(m)
 	return s.publish(c, []*events.Envelope{env})
 }

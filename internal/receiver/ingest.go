@@ -40,7 +40,7 @@ func (s *Server) readBody(c echo.Context, allowed ...string) ([]byte, string, er
 		return nil, "", &RequestError{Status: http.StatusUnsupportedMediaType,
 			Body: ErrorBody{Error: fmt.Sprintf("unsupported Content-Type %q; send one of %v", mt, allowed)}}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit))
+	body, err := readAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit), r.ContentLength, s.cfg.BodyLimit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -58,10 +58,67 @@ func (s *Server) readBody(c echo.Context, allowed ...string) ([]byte, string, er
 	return body, mt, nil
 }
 
+// readAll is io.ReadAll starting from the announced length (when it is
+// within the limit), so a body is read into one buffer instead of growing
+// one from 512 bytes.
+func readAll(r io.Reader, announced, limit int64) ([]byte, error) {
+	if announced <= 0 || announced > limit {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1) // +1: io.EOF is seen without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow as ReadAll does
+		}
+	}
+}
+
+// errTooDeep: the body of a stored event is one level down in it, and a
+// worker refuses events nested deeper than events.MaxDepth.
+var errTooDeep = badRequest(fmt.Sprintf("callback cannot be stored: JSON nested deeper than %d levels", events.MaxDepth-1))
+
+// nestedDeeper reports JSON nested deeper than max levels: a byte scan
+// (strings and their escapes skipped), far cheaper than a decode.
+func nestedDeeper(b []byte, max int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i) - 1
+		case '{', '[':
+			if depth++; depth > max {
+				return true
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return false
+}
+
 // publish stores the events and answers: 200 once JetStream acknowledged all
 // of them, 503 (so Zoho retries) if any was not stored. Re-delivery of the
 // ones that were stored is harmless: their ids de-duplicate.
 func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
+	if len(envs) > 1 {
+		// Encoding refuses an event nested deeper than a worker decodes
+		// (answered 400 below), but the other records of the callback
+		// would be stored by then: check them all first, so that a 4xx
+		// stores nothing. One record needs no such scan.
+		for _, e := range envs {
+			if nestedDeeper(e.Raw, events.MaxDepth-1) {
+				return errTooDeep
+			}
+		}
+	}
 	start := time.Now()
 	results, err := s.cfg.Publisher.Publish(c.Request().Context(), envs)
 	s.metrics.publish.Observe(time.Since(start).Seconds())
@@ -79,6 +136,14 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 			out.Accepted++
 		}
 		s.metrics.published.WithLabelValues(string(envs[i].Source), result).Inc()
+	}
+	if errors.Is(err, events.ErrInvalidEnvelope) {
+		// Encoding checks what a worker can decode (events.Encode), so
+		// the receiver does not scan the callback for it first. A
+		// validated callback fails only by nesting deeper than
+		// events.MaxDepth (its body is one level down in the event).
+		s.log.Info("callback cannot be stored as an event; answering 400", "route", c.Path(), "events", len(envs), "err", err)
+		return errTooDeep
 	}
 	if errors.Is(err, events.ErrTooLarge) {
 		s.log.Error("callback too large for the NATS server; answering 413", "route", c.Path(), "events", len(envs), "err", err)

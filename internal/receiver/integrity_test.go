@@ -138,3 +138,50 @@ func TestShutdownBeforeServeStopsServe(t *testing.T) {
 		t.Fatal("Serve kept serving after Shutdown")
 	}
 }
+
+// A worker refuses events nested deeper than events.MaxDepth; the raw
+// callback is one level down in an event, so a callback nested
+// events.MaxDepth-1 levels is stored and one level more is refused (400),
+// not stored for no worker to read.
+func TestCallbackNestingLimit(t *testing.T) {
+	h := start(t, nil)
+	nested := func(depth int) []byte { // the body's own object is level 1
+		q := any(1)
+		for range depth - 1 {
+			q = map[string]any{"a": q}
+		}
+		return notification(func(m map[string]any) { m["query_params"] = q; m["ids"] = []any{fmt.Sprint(depth)} })
+	}
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", nested(events.MaxDepth-1)); code != 200 {
+		t.Fatalf("nested %d levels: %d %v", events.MaxDepth-1, code, out)
+	}
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", nested(events.MaxDepth)); code != 400 {
+		t.Fatalf("nested %d levels: %d %v, want 400", events.MaxDepth, code, out)
+	}
+	envs := h.env.Envelopes(t)
+	if len(envs) != 1 {
+		t.Fatalf("%d events stored, want 1", len(envs))
+	}
+}
+
+// Several records, one of them with values nested too deep: the callback
+// is refused whole, no record stored (a 4xx stores nothing).
+func TestCallbackNestingLimitSeveralRecords(t *testing.T) {
+	h := start(t, nil)
+	deep := any("x")
+	for range events.MaxDepth {
+		deep = []any{deep}
+	}
+	body := notification(func(m map[string]any) {
+		m["affected_values"] = []any{
+			map[string]any{"record_id": "5725767000000524157", "values": map[string]any{"Stage": "Won"}},
+			map[string]any{"record_id": "5725767000000524158", "values": map[string]any{"Deep": deep}},
+		}
+	})
+	if code, out := h.post(t, "/zoho/crm/notify", "application/json", body); code != 400 {
+		t.Fatalf("%d %v, want 400", code, out)
+	}
+	if n := h.env.Messages(t); n != 0 {
+		t.Fatalf("%d events stored, want none", n)
+	}
+}

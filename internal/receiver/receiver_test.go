@@ -16,11 +16,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/zohook/zohook/internal/channels"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/events/eventstest"
 	"github.com/zohook/zohook/internal/receiver"
 	"github.com/zohook/zohook/internal/testutil"
+	"net/http/httptest"
 )
 
 const token = "tok-3f9a1c-rotating-secret"
@@ -260,7 +263,8 @@ func TestNotifyModuleMustBeTheChannels(t *testing.T) {
 }
 
 func TestHealthReadyMetrics(t *testing.T) {
-	h := start(t, nil)
+	reg := prometheus.NewRegistry()
+	h := start(t, nil, func(c *receiver.Config) { c.Registry = reg })
 	h.post(t, "/zoho/crm/notify", "application/json", notification(nil))
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
 		resp, err := http.Get(h.url + path)
@@ -273,7 +277,21 @@ func TestHealthReadyMetrics(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
 		}
 	}
+	// Operational endpoints are not on the public callback port.
+	if code, _ := h.post(t, "/metrics", "", nil); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /metrics on the public port: %d", code)
+	}
 	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the public port: %d, want 404", resp.StatusCode)
+	}
+	metricsSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer metricsSrv.Close()
+	resp, err = http.Get(metricsSrv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +332,7 @@ func TestNATSDownThen503ThenRecovers(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	scfg := events.StreamConfig{}.WithDefaults()
-	if _, err := events.EnsureStream(context.Background(), js, scfg); err != nil {
+	if _, err := events.EnsureEventStreams(context.Background(), js, scfg, events.ConsumerConfig{}, events.CreateMissing); err != nil {
 		t.Fatal(err)
 	}
 	env := &eventstest.Env{NC: nc, JS: js, Stream: scfg}

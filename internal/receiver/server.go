@@ -14,7 +14,6 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/zohook/zohook/internal/events"
 )
@@ -68,6 +67,8 @@ type Server struct {
 	metrics  *metrics
 	log      *slog.Logger
 	http     *http.Server
+	// secrets are the configured secrets no stored event may carry.
+	secrets secretList
 	// stored tracks OnStored calls, so Shutdown lets them finish before
 	// the caller closes what they write to.
 	stored sync.WaitGroup
@@ -99,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CRMTokens == nil {
 		cfg.CRMTokens = NewStaticTokens(nil)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), secrets: newSecretList(cfg)}
 	var err error
 	if s.validate, err = newValidator(); err != nil {
 		return nil, err
@@ -107,13 +108,15 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.trace) // tracing.go; first, so its span sees the final status
 	e.Use(s.observe)
 	e.POST("/zoho/crm/notify", s.crmNotify)
 	e.POST("/zoho/crm/workflow/:name", s.crmWorkflow)
 	e.POST("/zoho/books/:name", s.books)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	// No /metrics here: operational endpoints live on the admin listener
+	// (see internal/app), never on the public callback port.
 	s.echo = e
 	// Made here, not in Serve: a Shutdown that comes first (a signal right
 	// at start) then makes Serve return at once instead of being a no-op.

@@ -19,8 +19,9 @@ type ChannelTokenVerifier interface {
 // StaticTokens accepts any of a fixed set of tokens, whatever the channel, so
 // an operator can rotate by listing the old and the new token for a while.
 type StaticTokens struct {
-	sums  [][32]byte
-	conns []string
+	sums   [][32]byte
+	conns  []string
+	tokens []string // plaintext, only so that no stored event carries one (Secrets)
 }
 
 var _ ChannelTokenVerifier = (*StaticTokens)(nil)
@@ -39,9 +40,14 @@ func (s *StaticTokens) Add(connection string, tokens ...string) {
 		if t != "" {
 			s.sums = append(s.sums, sha256.Sum256([]byte(t)))
 			s.conns = append(s.conns, connection)
+			s.tokens = append(s.tokens, t)
 		}
 	}
 }
+
+// Secrets returns the configured tokens: the receiver refuses to store a
+// body that carries one outside its token field.
+func (s *StaticTokens) Secrets() []string { return append([]string(nil), s.tokens...) }
 
 // Len reports how many tokens are configured.
 func (s *StaticTokens) Len() int { return len(s.sums) }

@@ -261,3 +261,62 @@ func TestMarkSeenDeletedKeyAndNoDirectGets(t *testing.T) {
 		t.Fatal("the refused direct get went unnoticed")
 	}
 }
+
+// The marks of one multi-record notification go in one batch: one read
+// request for all of them.
+func TestMarkSeenManyIsOneBatch(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx := context.Background()
+	s, trips := roundTrips(t, env, 0)
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	marks := make([]SeenMark, 50)
+	for i := range marks {
+		marks[i] = SeenMark{Connection: "default", Module: "Deals", RecordID: strconv.Itoa(2000 + i), Modified: t0}
+	}
+	if err := s.MarkSeenMany(ctx, marks); err != nil {
+		t.Fatal(err)
+	}
+	if n := trips(); n != uint64(len(marks))+1 {
+		t.Fatalf("%d marks: %d requests, want %d (one read, a write each)", len(marks), n, len(marks)+1)
+	}
+	if err := s.MarkSeenMany(ctx, marks); err != nil || trips() != 0 {
+		t.Fatal("marks already stored cost round trips")
+	}
+	if got, ok, err := s.Get(ctx, "default", "Deals", "2049"); err != nil || !ok || !got.Equal(t0) {
+		t.Fatalf("record 2049: %s %v %v", got, ok, err)
+	}
+}
+
+// Marks queued while a batch is under way (MarkSeenMany included) join the
+// next one; none is lost or stuck.
+func TestMarksWhileABatchRuns(t *testing.T) {
+	env := eventstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := OpenSeen(ctx, env.JS, SeenConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				marks := []SeenMark{
+					{Connection: "default", Module: "Deals", RecordID: strconv.Itoa(3000 + i), Modified: t0.Add(time.Duration(g) * time.Second)},
+					{Connection: "default", Module: "Leads", RecordID: strconv.Itoa(g*100 + i), Modified: t0},
+				}
+				if err := s.MarkSeenMany(ctx, marks); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 20 {
+		if got, ok, err := s.Get(ctx, "default", "Deals", strconv.Itoa(3000+i)); err != nil || !ok || !got.Equal(t0.Add(7*time.Second)) {
+			t.Fatalf("record %d: %s %v %v, want the newest mark", 3000+i, got, ok, err)
+		}
+	}
+}
