@@ -91,6 +91,17 @@ func TestFullWorkStreamAnswers503AndLosesNothing(t *testing.T) {
 	if refused == 0 || accepted < 100 {
 		t.Fatalf("%d accepted, %d refused: the 1 MiB work stream never filled", accepted, refused)
 	}
+	// Full: Zoho is told to come back in a minute, not seconds.
+	full := fake.CRMInsert("Deals", map[string]any{"Deal_Name": "full"})
+	resp, err := http.Post(base+"/zoho/crm/notify", "application/json", strings.NewReader(
+		`{"server_time":1764400999999,"module":"Deals","ids":["`+full+`"],"operation":"update","channel_id":"1000000068001","token":"`+token+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "60" {
+		t.Fatalf("full: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	w := stampWorker(t, fake, natsURL, dataDir, "w1")
 	waitFor(t, "every accepted event handled", 120*time.Second, func() bool { return len(stamps(fake)) >= accepted }, w, recv)
 	for id, n := range stamps(fake) {

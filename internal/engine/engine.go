@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/rules/ruleevent"
+	"github.com/zohook/zohook/internal/tracing"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -101,7 +104,7 @@ func ToRulesEvent(env *events.Envelope) *rules.Event { return ruleevent.FromEnve
 func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	set := e.cfg.Rules.Current()
 	ev := ToRulesEvent(m.Envelope)
-	log := e.log.With("event_id", ev.ID, "rules_version", set.Version())
+	log := tracing.Logger(ctx, e.log).With("event_id", ev.ID, "rules_version", set.Version())
 	matched := set.Match(ev)
 	rep := &worker.Report{Outcome: "no_rule"}
 	m.Report = rep
@@ -139,6 +142,7 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 	if rsErr != nil {
 		return rsErr
 	}
+	defer rs.Flush()
 	change, reconciled := changeOf(m.Envelope)
 	if other := rs.HandledElsewhere(change, reconciled, ev.ID); other != "" {
 		// One CRM change, found by reconciliation and notified too: it was
@@ -150,7 +154,8 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 		return nil
 	}
 	x := &executor{eventID: ev.ID, connection: connectionOf(ev), actor: actor,
-		journal: entry, loops: e.cfg.Loops, log: log, obs: e.obs}
+		journal: entry, loops: e.cfg.Loops, log: log, obs: e.obs,
+		own: rs, ownModule: events.ModuleKey(ev.Module), ownID: ev.RecordID}
 	defer func() { rep.Calls = x.calls }()
 
 	record, err := e.loadRecord(ctx, x, entry, set, matched, ev)
@@ -193,7 +198,9 @@ func (e *Engine) Handle(ctx context.Context, m *worker.Message) error {
 			}
 			continue
 		}
-		res, err := r.Run(ctx, rules.Input{Event: ev, Record: record}, ruleExecutor{x: x, log: rlog})
+		rctx, span := tracing.Start(ctx, trace.SpanKindInternal, "rule ", r.Name)
+		res, err := r.Run(rctx, rules.Input{Event: ev, Record: record}, ruleExecutor{x: x, log: rlog})
+		endRuleSpan(span, r.Name, res, err)
 		if errors.Is(err, worker.ErrClaimed) {
 			// Another process runs this event: stop here, send nothing more.
 			return err
@@ -284,7 +291,10 @@ func (r ruleExecutor) execute(ctx context.Context, call rules.Call) (map[string]
 	saved := r.x.log
 	r.x.log = r.log
 	defer func() { r.x.log = saved }()
+	ctx, span := tracing.Start(ctx, trace.SpanKindInternal, "step ", call.Action)
+	sent := r.x.calls
 	out, err := r.x.execute(ctx, call.Key, call.Action, call.Inputs, call.InDoubt)
+	endStepSpan(span, call, r.x.calls > sent, err)
 	if err != nil && !worker.IsPermanent(err) {
 		// Only a refusal may be skipped or stop the rule (on_failure): a
 		// rate limit, 5xx, timeout or journal failure retries the event.
@@ -418,4 +428,45 @@ func summary(res *rules.Result, x *executor) string {
 		out += " (stopped)"
 	}
 	return out
+}
+
+// endRuleSpan ends a rule's span with what the rule did (names only).
+func endRuleSpan(span trace.Span, rule string, res *rules.Result, err error) {
+	if span.IsRecording() {
+		outcome := "done"
+		switch {
+		case err != nil:
+			outcome = "failed"
+			span.SetStatus(codes.Error, "rule failed")
+		case res.ConditionFalse:
+			outcome = "condition_false"
+		case res.Stopped, res.Missing:
+			outcome = "stopped"
+		}
+		span.SetAttributes(tracing.Rule.String(rule), tracing.Outcome.String(outcome))
+	}
+	span.End()
+}
+
+// endStepSpan ends a step's span: journaled when it came from the
+// journal (nothing sent to Zoho), refused when Zoho refused it, retry
+// when the event will be retried for it. Never its inputs or outputs.
+func endStepSpan(span trace.Span, call rules.Call, sent bool, err error) {
+	if span.IsRecording() {
+		outcome := "ok"
+		switch {
+		case err != nil && worker.IsPermanent(err):
+			outcome = "refused"
+		case err != nil:
+			outcome = "retry"
+		case !sent:
+			outcome = "journaled"
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, "step "+outcome)
+		}
+		span.SetAttributes(tracing.Rule.String(call.Rule), tracing.Step.String(call.Key), tracing.Action.String(call.Action),
+			tracing.Outcome.String(outcome))
+	}
+	span.End()
 }

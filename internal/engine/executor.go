@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/fleet"
 	"github.com/zohook/zohook/internal/rules"
 	"github.com/zohook/zohook/internal/worker"
@@ -52,6 +53,10 @@ type executor struct {
 	calls, journaled, perRule int
 	// lastErr: each step's last error, for the log of a step given up.
 	lastErr map[string]error
+	// own: the loop guard's state of the event's record (writes to it are
+	// kept there and written once at the end of the event).
+	own              *RecordState
+	ownModule, ownID string
 }
 
 // takeJournaled returns the steps taken from the journal since the last call.
@@ -550,6 +555,10 @@ func (x *executor) rememberWrite(_ context.Context, action string, in, out map[s
 			if d, ok := data[i].(map[string]any); ok {
 				values = d
 			}
+		}
+		if x.own != nil && id == x.ownID && events.ModuleKey(module) == x.ownModule {
+			x.own.Remember(values, mt) // written once with the event's other marks
+			continue
 		}
 		x.loops.Remember(x.connection, module, id, values, mt)
 	}

@@ -126,17 +126,21 @@ func markKey(conn, module, id string) string {
 }
 
 // RecordState is what the guard knows about one record for one event.
+// Marks for the record made while the event runs (zohook's writes to it,
+// the handled change) are kept and written once, by Flush.
 type RecordState struct {
-	g   *LoopGuard
-	key string
-	s   recordState
+	g       *LoopGuard
+	key     string
+	s       recordState
+	rev     uint64 // of the entry read (0: none)
+	pending recordState
 }
 
 // Read returns the record's state (one KV read merged with this process's
 // marks still on their way to NATS).
 func (g *LoopGuard) Read(ctx context.Context, conn, module, id string) (*RecordState, error) {
 	key := markKey(conn, module, id)
-	s, _, err := g.get(ctx, key)
+	s, rev, err := g.get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +149,17 @@ func (g *LoopGuard) Read(ctx context.Context, conn, module, id string) (*RecordS
 		s = merge(s, *l)
 	}
 	g.mu.Unlock()
-	return &RecordState{g: g, key: key, s: s.prune(time.Now(), g.ttl)}, nil
+	return &RecordState{g: g, key: key, s: s.prune(time.Now(), g.ttl), rev: rev}, nil
+}
+
+// Flush writes the marks the event made for its record, in one write in
+// the background (see LoopGuard).
+func (rs *RecordState) Flush() {
+	if rs == nil || len(rs.pending.Writes) == 0 && len(rs.pending.Handled) == 0 {
+		return
+	}
+	rs.g.updateAt(rs.key, rs.s, rs.pending, rs.rev)
+	rs.pending = recordState{}
 }
 
 // Notification is what SelfCaused looks at.
@@ -235,7 +249,18 @@ func (rs *RecordState) Handled(change time.Time, reconcile bool, eventID string)
 	if rs == nil || change.IsZero() {
 		return
 	}
-	rs.g.update(rs.key, recordState{Handled: []handledMark{{Change: change.UTC(), Reconcile: reconcile, EventID: eventID, At: time.Now().UTC()}}})
+	rs.pending = merge(rs.pending, recordState{Handled: []handledMark{{Change: change.UTC(), Reconcile: reconcile, EventID: eventID, At: time.Now().UTC()}}})
+}
+
+// Remember records a write zohook made to this record (see
+// LoopGuard.Remember); it is written with Flush.
+func (rs *RecordState) Remember(values map[string]any, modifiedTime string) {
+	if rs == nil {
+		return
+	}
+	w := writeMark{Values: values, ModifiedTime: modifiedTime, At: time.Now().UTC()}
+	rs.pending = merge(rs.pending, recordState{Writes: []writeMark{w}})
+	rs.s = merge(rs.s, recordState{Writes: []writeMark{w}})
 }
 
 // Remember records that zohook wrote values to a record; modifiedTime is
@@ -246,7 +271,12 @@ func (g *LoopGuard) Remember(conn, module, id string, values map[string]any, mod
 
 // update adds marks: visible to this process at once, written to NATS in
 // the background (merged with what others wrote, compare-and-set).
-func (g *LoopGuard) update(key string, add recordState) {
+func (g *LoopGuard) update(key string, add recordState) { g.updateAt(key, recordState{}, add, 0) }
+
+// updateAt is update knowing the entry (base, read at revision rev; 0:
+// unknown): the write then needs no read first unless another worker
+// wrote meanwhile.
+func (g *LoopGuard) updateAt(key string, base, add recordState, rev uint64) {
 	g.mu.Lock()
 	l := g.local[key]
 	if l == nil {
@@ -260,7 +290,7 @@ func (g *LoopGuard) update(key string, add recordState) {
 		defer g.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := g.store(ctx, key, add); err != nil {
+		if err := g.store(ctx, key, base, add, rev); err != nil {
 			g.log.Warn("loop guard not updated in NATS; other workers may not see zohook's write or a handled change", "key", key, "err", err)
 			return
 		}
@@ -281,11 +311,16 @@ func (g *LoopGuard) update(key string, add recordState) {
 // Wait waits for background writes (tests, shutdown).
 func (g *LoopGuard) Wait() { g.wg.Wait() }
 
-func (g *LoopGuard) store(ctx context.Context, key string, add recordState) error {
+func (g *LoopGuard) store(ctx context.Context, key string, base, add recordState, knownRev uint64) error {
 	for try := 0; try < 10; try++ {
-		cur, rev, err := g.get(ctx, key)
-		if err != nil {
-			return err
+		// First with what the event read (no read of our own); after a
+		// conflict (another worker wrote) from a fresh read.
+		cur, rev := base, knownRev
+		if rev == 0 || try > 0 {
+			var err error
+			if cur, rev, err = g.get(ctx, key); err != nil {
+				return err
+			}
 		}
 		next := merge(cur, add).prune(time.Now(), g.ttl)
 		b, err := json.Marshal(next)

@@ -104,6 +104,7 @@ func TestHandledChangeRecognisedAcrossPaths(t *testing.T) {
 	mt := time.Date(2026, 11, 30, 9, 0, 5, 0, time.UTC)
 	rs, _ := g.Read(ctx, "default", "Deals", "7")
 	rs.Handled(mt, true, "ev-reconciled")
+	rs.Flush()
 	rs, _ = g.Read(ctx, "default", "Deals", "7")
 	if got := rs.HandledElsewhere(mt.Add(-300*time.Millisecond), false, "ev-notified"); got != "ev-reconciled" {
 		t.Fatalf("a late notification of a reconciled change: %q", got)
@@ -112,6 +113,7 @@ func TestHandledChangeRecognisedAcrossPaths(t *testing.T) {
 		t.Fatalf("a later change was taken for the reconciled one: %q", got)
 	}
 	rs.Handled(mt.Add(time.Minute), false, "ev-n1")
+	rs.Flush()
 	rs, _ = g.Read(ctx, "default", "Deals", "7")
 	if got := rs.HandledElsewhere(mt.Add(time.Minute+time.Second), false, "ev-n2"); got != "" {
 		t.Fatalf("two notified changes merged: %q", got)

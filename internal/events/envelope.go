@@ -127,7 +127,10 @@ func Decode(data []byte) (*Envelope, error) {
 }
 
 // Encode validates e and returns what is stored: every event stored is one
-// Decode accepts.
+// Decode accepts (MaxDepth). e.Raw must be valid JSON (the receiver's
+// decoded body, or a stored envelope's): it is spliced in as it is rather
+// than re-validated and re-compacted by encoding/json, which cost a sixth
+// of the receiver's CPU per request; its depth is still checked.
 func Encode(e *Envelope) ([]byte, error) {
 	if e.Version == 0 {
 		e.Version = EnvelopeVersion
@@ -135,14 +138,28 @@ func Encode(e *Envelope) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(e)
+	raw := e.Raw
+	bare := *e
+	bare.Raw = nil
+	data, err := json.Marshal(&bare)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidEnvelope, e.ID, err)
 	}
 	if err := checkDepth(data, MaxDepth); err != nil {
 		return nil, fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	return data, nil
+	if len(raw) == 0 {
+		return data, nil
+	}
+	// raw sits one level below the envelope.
+	if err := checkDepth(raw, MaxDepth-1); err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	out := make([]byte, 0, len(data)+len(raw)+8)
+	out = append(out, data[:len(data)-1]...) // without the closing brace
+	out = append(out, `,"raw":`...)
+	out = append(out, raw...)
+	return append(out, '}'), nil
 }
 
 // DeriveID returns a deterministic event id from the parts that identify one

@@ -149,6 +149,14 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 		s.log.Error("callback too large for the NATS server; answering 413", "route", c.Path(), "events", len(envs), "err", err)
 		return &RequestError{Status: http.StatusRequestEntityTooLarge, Body: ErrorBody{Error: "callback too large to store"}}
 	}
+	if errors.Is(err, events.ErrFull) {
+		// Workers are behind by the whole work stream: come back in a
+		// minute, not in seconds. Nothing accepted is dropped meanwhile.
+		s.log.Error("the work stream is full (unhandled events reached -work-max-bytes); answering 503 so Zoho retries later",
+			"route", c.Path(), "events", len(envs), "stored", len(out.EventIDs))
+		c.Response().Header().Set("Retry-After", "60")
+		return &RequestError{Status: http.StatusServiceUnavailable, Body: ErrorBody{Error: "event store full, retry later"}}
+	}
 	if err != nil {
 		s.log.Error("events not stored; answering 503 so Zoho retries",
 			"route", c.Path(), "events", len(envs), "stored", len(out.EventIDs), "err", err)

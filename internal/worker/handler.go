@@ -33,6 +33,8 @@ type Message struct {
 	Report *Report
 	// err: the run's error, for the outcome record.
 	err error
+	// received: when this delivery reached the process.
+	received time.Time
 }
 
 // Report is what a handler tells about one run of an event.

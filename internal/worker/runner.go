@@ -14,8 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zohook/zohook/internal/events"
+	"github.com/zohook/zohook/internal/tracing"
 )
 
 // DeadLetterer stores an event that will not be retried, with the reason.
@@ -99,6 +102,9 @@ type Runner struct {
 
 	mu    sync.Mutex
 	parts map[int]*partition
+	// spans: *Message → trace.Span of its handler run in progress, ended
+	// by observe with the outcome (tracing on only).
+	spans sync.Map
 }
 
 // partition is one partition this process consumes.
@@ -421,7 +427,7 @@ func (r *Runner) dispatch(pt *partition, msg jetstream.Msg) {
 		return
 	}
 	m := &Message{Envelope: env, Subject: msg.Subject(), Sequence: meta.Sequence.Stream,
-		Delivered: int(meta.NumDelivered), Partition: pt.p, msg: msg, journal: r.cfg.Journal}
+		Delivered: int(meta.NumDelivered), Partition: pt.p, msg: msg, journal: r.cfg.Journal, received: time.Now()}
 	key := events.RecordKey(env)
 	stopping := r.rctx.Err() != nil || isClosed(pt.stop)
 	adm := r.lanes.admit(key, m, stopping)
@@ -513,14 +519,14 @@ func (r *Runner) awaitOlder(pt *partition, key string, m *Message) *Message {
 		older, err := r.olderPending(pt, m)
 		switch {
 		case err != nil:
-			r.log.Warn("cannot check for older events of the record; waiting", "event_id", m.Envelope.ID, "err", err)
+			r.logFor(m).Warn("cannot check for older events of the record; waiting", "event_id", m.Envelope.ID, "err", err)
 		case older == 0:
 			return nil
 		case r.lanes.queuedSeq(key, older):
 			return r.lanes.yield(key, m)
 		}
 		if stopKeep == nil {
-			r.log.Info("event waits for an older event of its record held elsewhere or waiting for its retry",
+			r.logFor(m).Info("event waits for an older event of its record held elsewhere or waiting for its retry",
 				"event_id", m.Envelope.ID, "seq", m.Sequence, "older_seq", older)
 			stopKeep = r.keepAlive(m)
 		}
@@ -607,8 +613,12 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 		return true
 	}
 	defer func() { <-r.sem }()
-	// The ack timer restarts now, not at the next keep-alive tick.
-	_ = m.InProgress()
+	if time.Since(m.received) > r.cfg.Consumer.AckWait/4 {
+		// It waited (for a slot, or behind its record): restart the ack
+		// timer now, not at the next keep-alive tick. A fresh delivery
+		// needs no extra message.
+		_ = m.InProgress()
+	}
 
 	start := time.Now()
 	m.entry, m.Report = nil, nil
@@ -622,7 +632,7 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 		// A plain ack: what Zoho accepted is journaled, so if this ack is
 		// lost the redelivery repeats nothing.
 		if aerr := m.msg.Ack(); aerr != nil {
-			r.log.Warn("ack not sent; the event may be redelivered (its completed steps will not repeat)",
+			r.logFor(m).Warn("ack not sent; the event may be redelivered (its completed steps will not repeat)",
 				"event_id", m.Envelope.ID, "err", aerr)
 		}
 		r.observe(m, OutcomeAcked, d)
@@ -631,7 +641,7 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 		// Another process wrote this event's journal meanwhile: it runs
 		// the event. Come back after it had time to finish (its ack makes
 		// this redelivery moot); no failure counted.
-		r.log.Warn("another worker is handling this event; leaving it to it", "event_id", m.Envelope.ID, "err", err)
+		r.logFor(m).Warn("another worker is handling this event; leaving it to it", "event_id", m.Envelope.ID, "err", err)
 		m.retryAt = time.Now().Add(r.cfg.Consumer.AckWait)
 		_ = m.msg.NakWithDelay(r.cfg.Consumer.AckWait)
 		r.observe(m, OutcomeHeld, d)
@@ -650,7 +660,7 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 		failures, jerr = e.Failed(jctx, Attempt{At: start.UTC(), Delivery: m.Delivered, Outcome: OutcomeRetried, Error: errString(err), Duration: d})
 		cancel()
 		if jerr != nil {
-			r.log.Warn("journal: could not count the failure; counting deliveries", "event_id", m.Envelope.ID, "err", jerr)
+			r.logFor(m).Warn("journal: could not count the failure; counting deliveries", "event_id", m.Envelope.ID, "err", jerr)
 			failures = m.Delivered
 		}
 	}
@@ -665,9 +675,9 @@ func (r *Runner) retryLater(m *Message, err error, d time.Duration, failures int
 	delay := r.backoff(max(failures, 1), RetryAfter(err))
 	m.retryAt = time.Now().Add(delay)
 	if nerr := m.msg.NakWithDelay(delay); nerr != nil {
-		r.log.Warn("nak failed; JetStream will redeliver after the ack wait", "event_id", m.Envelope.ID, "err", nerr)
+		r.logFor(m).Warn("nak failed; JetStream will redeliver after the ack wait", "event_id", m.Envelope.ID, "err", nerr)
 	}
-	r.log.Info("event will be retried", "event_id", m.Envelope.ID, "failures", failures, "retry_in", delay.Round(time.Millisecond), "err", err)
+	r.logFor(m).Info("event will be retried", "event_id", m.Envelope.ID, "failures", failures, "retry_in", delay.Round(time.Millisecond), "err", err)
 	r.observe(m, OutcomeRetried, d)
 	return true
 }
@@ -685,7 +695,7 @@ func (r *Runner) deadLetterOrRetry(m *Message, err error, d time.Duration) bool 
 		// letter replayed weeks later still finds its done steps.
 		jctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if jerr := e.Finished(jctx, Attempt{At: time.Now().UTC(), Delivery: m.Delivered, Outcome: OutcomeDeadLettered, Error: errString(err), Duration: d}); jerr != nil {
-			r.log.Warn("journal: could not refresh the dead-lettered event's entry", "event_id", m.Envelope.ID, "err", jerr)
+			r.logFor(m).Warn("journal: could not refresh the dead-lettered event's entry", "event_id", m.Envelope.ID, "err", jerr)
 		}
 		cancel()
 	}
@@ -702,12 +712,12 @@ func (r *Runner) handleWithPatience(pt *partition, m *Message) error {
 		m.Attempt = try
 		m.entry = nil // each run reads the journal afresh
 		hctx := pt.handlerCtx()
-		err := r.cfg.Handler.Handle(hctx, m)
+		err := r.cfg.Handler.Handle(r.startRunSpan(hctx, m), m)
 		if err == nil || !IsRateLimited(err) || waited >= r.cfg.RateLimitPatience {
 			return err
 		}
 		wait := min(r.backoff(try, RetryAfter(err)), r.cfg.RateLimitPatience-waited)
-		r.log.Info("rate limited; waiting before trying again", "event_id", m.Envelope.ID, "wait", wait.Round(time.Millisecond))
+		r.logFor(m).Info("rate limited; waiting before trying again", "event_id", m.Envelope.ID, "wait", wait.Round(time.Millisecond))
 		r.observe(m, OutcomeRateLimited, wait)
 		select {
 		case <-hctx.Done():
@@ -737,17 +747,17 @@ func (r *Runner) deadLetter(m *Message, cause error) (settled bool) {
 		if err := r.cfg.DeadLetter.DeadLetter(ctx, m, cause); err != nil {
 			// Not stored in the DLQ: keep the event in the work stream for a
 			// later retry rather than lose it.
-			r.log.Error("dead letter failed; event stays for redelivery", "event_id", m.Envelope.ID, "err", err)
+			r.logFor(m).Error("dead letter failed; event stays for redelivery", "event_id", m.Envelope.ID, "err", err)
 			m.retryAt = time.Now().Add(r.cfg.RetryMax)
 			_ = m.msg.NakWithDelay(r.cfg.RetryMax)
 			return false
 		}
 		_ = m.msg.Ack()
-		r.log.Warn("event dead-lettered", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
+		r.logFor(m).Warn("event dead-lettered", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
 		return true
 	}
 	_ = m.msg.TermWithReason(reason)
-	r.log.Error("event terminated", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
+	r.logFor(m).Error("event terminated", "event_id", m.Envelope.ID, "reason", reason, "err", cause)
 	return true
 }
 
@@ -783,10 +793,54 @@ func (r *Runner) backoff(failures int, asked time.Duration) time.Duration {
 }
 
 func (r *Runner) observe(m *Message, outcome string, d time.Duration) {
+	if s, ok := r.spans.LoadAndDelete(m); ok {
+		endRunSpan(s.(trace.Span), m, outcome)
+	}
 	if r.cfg.Observer != nil {
 		r.cfg.Observer.Outcome(m, outcome, d)
 	}
 	r.cfg.Outcomes.Record(m, outcome, d)
+}
+
+// startRunSpan starts the span of one handler run as a child of the trace
+// context stored in the event's headers (the receiver's publish), and
+// returns the context the handler runs with. Tracing off: ctx itself.
+func (r *Runner) startRunSpan(ctx context.Context, m *Message) context.Context {
+	if !tracing.On() || m.msg == nil {
+		return ctx
+	}
+	ctx, span := tracing.Start(tracing.Extract(ctx, m.msg.Headers()), trace.SpanKindConsumer, "handle ", string(m.Envelope.Source))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MessagingSystem.String("nats"), tracing.MessagingOperation.String("process"),
+			tracing.MessagingDestination.String(r.cfg.Stream.Name), tracing.EventID.String(m.Envelope.ID),
+			tracing.Source.String(string(m.Envelope.Source)), tracing.Module.String(m.Envelope.Module),
+			tracing.Operation.String(m.Envelope.Operation), tracing.Partition.Int(m.Partition),
+			tracing.Sequence.Int64(int64(m.Sequence)), tracing.Delivery.Int(m.Delivered), tracing.Attempt.Int(m.Attempt))
+	}
+	r.spans.Store(m, span)
+	return ctx
+}
+
+// endRunSpan ends a handler run's span with the outcome observe reports.
+func endRunSpan(span trace.Span, m *Message, outcome string) {
+	span.SetAttributes(tracing.Outcome.String(outcome))
+	if m.Report != nil && m.Report.Outcome != "" {
+		span.SetAttributes(tracing.Result.String(m.Report.Outcome))
+	}
+	switch outcome {
+	case OutcomeRetried, OutcomeDeadLettered:
+		span.SetStatus(codes.Error, outcome)
+	}
+	span.End()
+}
+
+// logFor is r.log with the event's trace_id (from its headers) when
+// tracing is on: every line about an event names its trace.
+func (r *Runner) logFor(m *Message) *slog.Logger {
+	if !tracing.On() || m.msg == nil {
+		return r.log
+	}
+	return tracing.Logger(tracing.Extract(context.Background(), m.msg.Headers()), r.log)
 }
 
 // Held returns the partitions this process consumes now, sorted.
