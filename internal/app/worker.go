@@ -15,6 +15,7 @@ import (
 
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/rules"
+	"github.com/zohook/zohook/internal/tracing"
 	"github.com/zohook/zohook/internal/worker"
 	"github.com/zohook/zohook/internal/zoho"
 )
@@ -80,6 +81,11 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, tracing.Options{ServiceName: "zohook-worker", Version: BuildVersion("worker").Version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	for _, w := range zoho.TokenRetryWarnings(o.TokenRetry) {
 		log.Warn(w)
 	}
@@ -128,6 +134,9 @@ func runWorkerOn(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog.L
 	ccfg := bb.Consumer
 	ccfg.MaxDeliver = o.MaxDeliver
 	if err := reg.Register(newBacklogCollector(bb.JS, bb.Stream, ccfg, p.dlq, log)); err != nil {
+		return err
+	}
+	if err := reg.Register(newMembershipCollector(bb.JS, bb.Stream.Partitions, log)); err != nil {
 		return err
 	}
 	members, err := worker.Join(ctx, bb.JS, p.name, bb.Stream.Partitions, p.kv, log)

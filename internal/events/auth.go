@@ -64,6 +64,8 @@ func Permissions(role Role) *server.Permissions {
 		}
 		allow := []string{
 			SubjectPrefix + ".>", "$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.INFO.>",
+			// The layout check: is the history's source consumer there?
+			"$JS.API.CONSUMER.NAMES." + DefaultStreamName,
 			"$KV." + seenBucket + ".>",
 			// Watching the channel tokens: an ordered consumer on that bucket only.
 			"$JS.API.CONSUMER.CREATE." + KVStreamName(channelsBucket) + ".>", "$JS.API.CONSUMER.CREATE." + KVStreamName(channelsBucket),
