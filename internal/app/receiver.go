@@ -18,6 +18,7 @@ import (
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/receiver"
 	"github.com/zohook/zohook/internal/reconcile"
+	"github.com/zohook/zohook/internal/tracing"
 )
 
 // ReceiverOptions are the receiver's settings (flags / ZOHOOK_* env).
@@ -68,6 +69,11 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, tracing.Options{ServiceName: "zohook-receiver", Version: BuildVersion("receiver").Version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	// Flag combinations NATS would refuse fail now, naming the flags.
 	o.Layout = o.Layout.withDefaults()
 	if err := o.Layout.Validate(); err != nil {

@@ -10,12 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
-// Header names set on every event message besides Nats-Msg-Id.
-const (
-	HeaderSource    = "Zohook-Source"
-	HeaderRecordKey = "Zohook-Record-Key"
+	"github.com/zohook/zohook/internal/tracing"
 )
 
 // PublishResult tells, per envelope, whether JetStream stored it now or had
@@ -85,7 +83,11 @@ func (p *Publisher) Publish(ctx context.Context, envs []*Envelope) ([]PublishRes
 	return results, errors.Join(errs...)
 }
 
-func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult, error) {
+func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (res PublishResult, err error) {
+	// One producer span per event; its context travels in the headers, so
+	// the worker's span for the event is its child (tracing off: no-op).
+	ctx, span := tracing.Start(ctx, trace.SpanKindProducer, "publish ", p.stream)
+	defer func() { endPublishSpan(span, p.stream, e, res, err) }()
 	data, err := Encode(e)
 	if err != nil {
 		return PublishResult{}, err
@@ -93,8 +95,7 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 	subj := Subject(e, p.partitions)
 	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
-	msg.Header.Set(HeaderSource, string(e.Source))
-	msg.Header.Set(HeaderRecordKey, RecordKey(e))
+	tracing.Inject(ctx, msg.Header)
 
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -126,6 +127,21 @@ func (p *Publisher) publishOne(ctx context.Context, e *Envelope) (PublishResult,
 		}
 		wait = min(wait*2, time.Second)
 	}
+}
+
+// endPublishSpan ends publishOne's span: the event's id and kind and what
+// JetStream said (never the event's values).
+func endPublishSpan(span trace.Span, stream string, e *Envelope, res PublishResult, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MessagingSystem.String("nats"), tracing.MessagingOperation.String("send"),
+			tracing.MessagingDestination.String(stream), tracing.EventID.String(e.ID),
+			tracing.Source.String(string(e.Source)), tracing.Module.String(e.Module), tracing.Operation.String(e.Operation),
+			tracing.Sequence.Int64(int64(res.Sequence)), tracing.Duplicate.Bool(res.Duplicate))
+		if err != nil {
+			span.SetStatus(codes.Error, "not stored")
+		}
+	}
+	span.End()
 }
 
 // JetStream's error for a stream at its limits with discard new.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"time"
+
+	"github.com/zohook/zohook/internal/tracing"
 )
 
 // Recover turns a panic in the handler into a permanent error, so one bad
@@ -15,7 +17,7 @@ func Recover(log *slog.Logger) Middleware {
 		return HandlerFunc(func(ctx context.Context, m *Message) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("handler panicked", "event_id", m.Envelope.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					tracing.Logger(ctx, log).Error("handler panicked", "event_id", m.Envelope.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 					err = Permanent(fmt.Errorf("handler panicked: %v", r))
 				}
 			}()
@@ -50,6 +52,7 @@ func Log(log *slog.Logger) Middleware {
 				"operation", m.Envelope.Operation, "record_id", m.Envelope.RecordID,
 				"delivery", m.Delivered, "duration", time.Since(start).Round(time.Microsecond),
 			}
+			attrs = append(attrs, tracing.LogAttrs(ctx)...)
 			if err != nil {
 				log.Warn("event failed", append(attrs, "err", err)...)
 			} else {

@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
+
+	"github.com/zohook/zohook/internal/tracing"
 )
 
 // Limiter is the client-side rate limiter interface (satisfied by
@@ -531,6 +535,14 @@ func (c *Client) attempt(ctx context.Context, r *request, attempts *int) (res *r
 		scrub := func(s string) string { return c.scrubSecrets(tok, s) }
 		defer func() { recordExchange(rec, r.api, req, r.body, n, time.Since(start), res, err, scrub) }()
 	}
+	if tracing.On() {
+		// One client span per HTTP attempt: method, path template, status
+		// and Zoho's code; never the token, the query or the body.
+		tmpl := pathTemplate(c.scrubSecrets(tok, u.Path))
+		_, span := tracing.Start(ctx, trace.SpanKindClient, r.method+" ", tmpl)
+		n := *attempts
+		defer func() { endAttemptSpan(span, r.api, r.method, tmpl, u.Host, n, res, err) }()
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -565,6 +577,63 @@ func (c *Client) attempt(ctx context.Context, r *request, attempts *int) (res *r
 		return res, ze, true
 	}
 	return res, ze, false
+}
+
+// pathTemplate replaces the ids in a URL path by {id}
+// (/crm/v8/Deals/5725767000000524157 → /crm/v8/Deals/{id}): any segment
+// with a digit, other than an API version (v8), or with a character other
+// than letters, '_', '-' and '.', is an id or a value, never a name.
+func pathTemplate(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		version := len(s) > 1 && s[0] == 'v' && strings.Trim(s[1:], "0123456789") == ""
+		if s == "" || version {
+			continue
+		}
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-' || r == '.') {
+				segs[i] = "{id}"
+				break
+			}
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// endAttemptSpan ends an HTTP attempt's span with what exchange.go
+// records of it: the status, and Zoho's code (of the error, else of the
+// answer). Messages are left out: Zoho quotes field values in them.
+func endAttemptSpan(span trace.Span, api, method, tmpl, host string, attempt int, res *rawResult, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(tracing.ZohoAPI.String(api), tracing.HTTPMethod.String(method), tracing.URLTemplate.String(tmpl),
+			tracing.ServerAddress.String(host), tracing.Attempt.Int(attempt))
+		code := ""
+		var ze *Error
+		switch {
+		case errors.As(err, &ze):
+			code = ze.Code
+		case res != nil:
+			code, _ = answerCode(res.body)
+		}
+		if code != "" {
+			span.SetAttributes(tracing.ZohoCode.String(code))
+		}
+		switch {
+		case res != nil:
+			span.SetAttributes(tracing.HTTPStatus.Int(res.status))
+			if res.status >= 400 {
+				span.SetAttributes(tracing.ErrorType.String(strconv.Itoa(res.status)))
+				span.SetStatus(codes.Error, strings.TrimSpace(strconv.Itoa(res.status)+" "+code))
+			}
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			span.SetAttributes(tracing.ErrorType.String("timeout"))
+			span.SetStatus(codes.Error, "no answer: timeout or cancelled")
+		case err != nil:
+			span.SetAttributes(tracing.ErrorType.String("transport"))
+			span.SetStatus(codes.Error, "no answer")
+		}
+	}
+	span.End()
 }
 
 // tokenRejected: codes after which a fresh token may help (G4).
