@@ -171,6 +171,10 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return err
 	}
 	defer stopAdmin()
+	consoleURL, err := serveConsole(ctx, admin, bb, o.Worker, ConsoleOptions{}, o.Dev, reg, log, o.CRMTokens...)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.Addr, err)
@@ -186,6 +190,7 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		workerDone = make(chan error, 1)
 		go func() { workerDone <- runWorkerOn(wctx, bb, o.Worker, log, reg) }()
 		printDevBanner(stdout, l.Addr().String(), bb, dev, o.CRMTokens[0])
+		printConsoleBanner(stdout, consoleURL)
 	}
 
 	var workerErr error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,8 @@ type WorkerOptions struct {
 	LogLevel      string
 	NATS          NATSOptions
 	Background    BackgroundOptions
+	// Console: -console, the web console on the admin listener.
+	Console ConsoleOptions
 	// ConfigFile: optional YAML with Zoho connections (see README).
 	ConfigFile string
 	// Getenv reads ZOHOOK_ZOHO_*; default os.Getenv.
@@ -60,6 +63,7 @@ func (o *WorkerOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "json", "json or text")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	o.Background.register(fs)
+	o.Console.Register(fs)
 	o.NATS.Register(fs, false)
 }
 
@@ -90,6 +94,17 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 		log.Warn(w)
 	}
 	// Check what the operator can fix before waiting for NATS.
+	if o.Console.Enabled {
+		getenv := o.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		if pw, err := consolePassword(o.Console, getenv); err != nil {
+			return err
+		} else if pw == "" {
+			return &UsageError{Err: fmt.Errorf("-console needs a password: set %s or -console-password-file", ConsolePasswordEnv)}
+		}
+	}
 	if _, err := rules.Load(o.Rules); err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
@@ -122,6 +137,9 @@ func RunWorker(ctx context.Context, o WorkerOptions, stderr io.Writer) error {
 		return err
 	}
 	defer stopAdmin()
+	if _, err := serveConsole(ctx, admin, bb, o, o.Console, false, reg, log); err != nil {
+		return err
+	}
 	return runWorkerOn(ctx, bb, o, log, reg)
 }
 

@@ -7,7 +7,12 @@
 //   - server.go:    Server (echo), routes, health, readiness, metrics, shutdown.
 //   - ingest.go:    the path every source shares: body limit, content type,
 //     decode, publish, JSON answer.
-//   - crmnotify.go: POST /zoho/crm/notify, the CRM Notifications API callback.
+//   - crmnotify.go: POST /zoho/crm/notify, the CRM Notifications API callback,
+//     decoded once (the stored body is the received one minus its token).
+//   - jsonscan.go:  byte-level walks over JSON the decoder accepted (members
+//     of an object, the end of a value, string literals).
+//   - secrets.go:   no configured secret is ever stored: a body carrying one
+//     outside its credential field is refused (400).
 //   - verify.go:    token verification (constant time).
 //   - errors.go:    the JSON error bodies and their typed errors.
 //   - metrics.go:   Prometheus collectors, one registry per Server.
