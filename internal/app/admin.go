@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,12 @@ func newAdmin(reg *prometheus.Registry, ready func(ctx context.Context) error) *
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles of the running process, for "why is it slow" (go tool pprof
+	// http://127.0.0.1:9090/debug/pprof/profile). The admin listener is
+	// loopback by default; it shows code paths, never event data.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return &adminServer{mux: mux}
 }
 

@@ -44,6 +44,25 @@ type StepRecord struct {
 	// OutputKey: the output is stored under this key of its own (too large
 	// for the event's entry); Output is loaded from it on first use.
 	OutputKey string `json:"output_key,omitempty"`
+
+	// enc caches the record's encoding: a step is written with every later
+	// write of its event, and is never changed once set (a new state is a
+	// new StepRecord).
+	enc []byte
+}
+
+// MarshalJSON encodes the step once.
+func (s *StepRecord) MarshalJSON() ([]byte, error) {
+	if s.enc != nil {
+		return s.enc, nil
+	}
+	type plain StepRecord
+	b, err := json.Marshal((*plain)(s))
+	if err != nil {
+		return nil, err
+	}
+	s.enc = b
+	return b, nil
 }
 
 // Attempt is one failed (or final) run of an event's handler.
@@ -176,6 +195,9 @@ type Entry struct {
 	id    string
 	rev   uint64 // 0: no entry stored yet
 	rec   EventRecord
+	// recordJSON is the snapshot as stored: encoded once, decoded only when
+	// asked for (Record).
+	recordJSON json.RawMessage
 	dirty bool // changes not yet written (snapshot, read outputs)
 	nonce string
 }
@@ -191,11 +213,20 @@ func (j *Journal) Load(ctx context.Context, eventID string) (*Entry, error) {
 	case err != nil:
 		return nil, fmt.Errorf("journal get: %w", err)
 	}
-	if err := json.Unmarshal(kve.Value(), &e.rec); err != nil {
+	var w entryWire
+	if err := json.Unmarshal(kve.Value(), &w); err != nil {
 		return nil, fmt.Errorf("journal entry %s: %w", kve.Key(), err)
 	}
+	e.rec, e.recordJSON = w.EventRecord, w.Record
 	e.rev = kve.Revision()
 	return e, nil
+}
+
+// entryWire is how an entry is stored: EventRecord with the snapshot kept
+// as encoded (the outer field wins over the embedded one).
+type entryWire struct {
+	EventRecord
+	Record json.RawMessage `json:"record,omitempty"`
 }
 
 func newNonce() string {
@@ -209,6 +240,7 @@ func (e *Entry) EventID() string { return e.id }
 
 // Snapshot returns a copy of the entry as loaded and changed so far.
 func (e *Entry) Snapshot() EventRecord {
+	e.decodeRecord()
 	r := e.rec
 	r.Steps = maps.Clone(e.rec.Steps)
 	r.Attempts = slices.Clone(e.rec.Attempts)
@@ -238,12 +270,25 @@ func (e *Entry) Step(ctx context.Context, key string) (*StepRecord, error) {
 }
 
 // Record returns the journaled record snapshot.
-func (e *Entry) Record() (map[string]any, bool) { return e.rec.Record, e.rec.HasRecord }
+func (e *Entry) Record() (map[string]any, bool) {
+	e.decodeRecord()
+	return e.rec.Record, e.rec.HasRecord
+}
+
+func (e *Entry) decodeRecord() {
+	if e.rec.Record == nil && len(e.recordJSON) > 0 {
+		_ = json.Unmarshal(e.recordJSON, &e.rec.Record)
+	}
+}
 
 // SetRecord keeps the record snapshot; it is written with the next write
 // (a snapshot matters only once a step used it).
 func (e *Entry) SetRecord(rec map[string]any) {
-	e.rec.Record, e.rec.HasRecord, e.dirty = rec, true, true
+	b, err := json.Marshal(rec)
+	if err != nil {
+		b = nil
+	}
+	e.rec.Record, e.recordJSON, e.rec.HasRecord, e.dirty = rec, b, true, true
 }
 
 // Start marks a step as about to call Zoho (a compare-and-set that claims
@@ -332,7 +377,7 @@ const entrySpill = 256 << 10
 func (e *Entry) write(ctx context.Context) error {
 	e.rec.Holder = e.j.holder + "/" + e.nonce
 	e.rec.Updated = time.Now().UTC()
-	b, err := json.Marshal(e.rec)
+	b, err := e.encode()
 	if err != nil {
 		return fmt.Errorf("journal encode: %w", err)
 	}
@@ -386,9 +431,9 @@ func (e *Entry) spill(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("journal: store output of %s: %w", k, err)
 		}
 		cp := *s
-		cp.Output, cp.OutputKey = nil, ok
+		cp.Output, cp.OutputKey, cp.enc = nil, ok, nil
 		e.rec.Steps[k] = &cp
-		b, err := json.Marshal(e.rec)
+		b, err := e.encode()
 		if err != nil {
 			return nil, fmt.Errorf("journal encode: %w", err)
 		}
@@ -396,7 +441,12 @@ func (e *Entry) spill(ctx context.Context) ([]byte, error) {
 			return b, nil
 		}
 	}
-	return json.Marshal(e.rec)
+	return e.encode()
+}
+
+// encode is the entry as stored.
+func (e *Entry) encode() ([]byte, error) {
+	return json.Marshal(entryWire{EventRecord: e.rec, Record: e.recordJSON})
 }
 
 // Get returns the journal entry of an event, nil when there is none.

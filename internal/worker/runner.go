@@ -105,6 +105,9 @@ type Runner struct {
 	// spans: *Message → trace.Span of its handler run in progress, ended
 	// by observe with the outcome (tracing on only).
 	spans sync.Map
+	// alive: messages running or waiting for a slot, kept alive by
+	// keepHeldAlive.
+	alive sync.Map
 }
 
 // partition is one partition this process consumes.
@@ -401,6 +404,10 @@ func (r *Runner) keepHeldAlive(stop <-chan struct{}) {
 			for _, m := range r.lanes.held() {
 				_ = m.InProgress()
 			}
+			r.alive.Range(func(k, _ any) bool {
+				_ = k.(*Message).InProgress()
+				return true
+			})
 		}
 	}
 }
@@ -761,24 +768,12 @@ func (r *Runner) deadLetter(m *Message, cause error) (settled bool) {
 	return true
 }
 
-// keepAlive sends in-progress acks so a long event is not redelivered to
-// another worker while it still runs.
+// keepAlive has m kept alive (in-progress acks, by keepHeldAlive's loop)
+// until stop, so a long event is not redelivered to another worker while it
+// still runs. One loop for every message: no goroutine or timer per event.
 func (r *Runner) keepAlive(m *Message) (stop func()) {
-	every := r.cfg.Consumer.AckWait / 3
-	t := time.NewTicker(every)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.C:
-				_ = m.InProgress()
-			case <-done:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { t.Stop(); close(done) }) }
+	r.alive.Store(m, struct{}{})
+	return func() { r.alive.Delete(m) }
 }
 
 // backoff: exponential with equal jitter (half fixed, half random), and at

@@ -84,7 +84,7 @@ func Actions() []ActionSpec {
 // Bad inputs give *InputError (before any request). Batch writes with
 // failed records return the output (per-record results) AND a *BatchError.
 func (c *Client) RunAction(ctx context.Context, name string, in map[string]any) (map[string]any, error) {
-	act, ok := actionTable()[name]
+	act, ok := c.actions[name]
 	if !ok {
 		return nil, &InputError{Action: name, Input: "action", Reason: "unknown action (known: " + strings.Join(ActionNames(), ", ") + ")"}
 	}

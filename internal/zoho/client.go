@@ -149,6 +149,10 @@ type Client struct {
 	userAgent    string
 	coqlPageSize int
 	maxBody      int64
+	// actions: the action table, built once per client (every event
+	// runs a few actions; rebuilding it cost a tenth of a worker's
+	// allocations).
+	actions map[string]action
 }
 
 type clientOptions struct {
@@ -218,7 +222,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	} else if err := cfg.checkValues(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, hc: o.hc, ts: o.ts, logger: o.logger, debug: o.debug, userAgent: o.userAgent,
+	c := &Client{cfg: cfg, hc: o.hc, ts: o.ts, logger: o.logger, debug: o.debug, userAgent: o.userAgent, actions: actionTable(),
 		coqlPageSize: o.coqlPageSize, maxBody: o.maxBody, limiters: map[string]Limiter{}}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 60 * time.Second, Transport: defaultTransport()}

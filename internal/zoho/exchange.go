@@ -263,25 +263,46 @@ func answerCode(body []byte) (code, message string) {
 	if len(body) == 0 || len(body) > 1<<20 {
 		return "", ""
 	}
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if dec.Decode(&m) != nil {
+	// Only the codes: decoding a record's answer into maps just to find
+	// them cost more than the rest of the recording.
+	type coded struct {
+		Code    json.RawMessage `json:"code"`
+		Message json.RawMessage `json:"message"`
+	}
+	var m struct {
+		coded
+		Data  []coded `json:"data"`
+		Watch []coded `json:"watch"`
+	}
+	if json.Unmarshal(body, &m) != nil {
 		return "", ""
 	}
-	if c := codeString(m["code"]); c != "" {
-		return c, str(m["message"])
+	text := func(raw json.RawMessage) string { return str(decodeNumber(raw)) }
+	if c := codeString(decodeNumber(m.Code)); c != "" {
+		return c, text(m.Message)
 	}
-	for _, key := range []string{"data", "watch"} {
-		if arr, ok := m[key].([]any); ok && len(arr) > 0 {
-			if im, ok := arr[0].(map[string]any); ok {
-				if c := codeString(im["code"]); c != "" {
-					return c, str(im["message"])
-				}
+	for _, arr := range [][]coded{m.Data, m.Watch} {
+		if len(arr) > 0 {
+			if c := codeString(decodeNumber(arr[0].Code)); c != "" {
+				return c, text(arr[0].Message)
 			}
 		}
 	}
 	return "", ""
+}
+
+// decodeNumber decodes one JSON value keeping numbers as json.Number.
+func decodeNumber(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if d.Decode(&v) != nil {
+		return nil
+	}
+	return v
 }
 
 // recordExchange appends the outcome of one HTTP attempt to rec. res is
