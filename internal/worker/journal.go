@@ -191,15 +191,15 @@ var ErrClaimed = errors.New("journal: another worker is handling this event")
 // Entry is one event's journal as one handler run sees it. It is not safe
 // for concurrent use: one event's steps run one after another.
 type Entry struct {
-	j     *Journal
-	id    string
-	rev   uint64 // 0: no entry stored yet
-	rec   EventRecord
+	j   *Journal
+	id  string
+	rev uint64 // 0: no entry stored yet
+	rec EventRecord
 	// recordJSON is the snapshot as stored: encoded once, decoded only when
 	// asked for (Record).
 	recordJSON json.RawMessage
-	dirty bool // changes not yet written (snapshot, read outputs)
-	nonce string
+	dirty      bool // changes not yet written (snapshot, read outputs)
+	nonce      string
 }
 
 // Load reads the event's entry (empty when the event never wrote one).
