@@ -13,7 +13,10 @@
 //     of an object, the end of a value, string literals).
 //   - secrets.go:   no configured secret is ever stored: a body carrying one
 //     outside its credential field is refused (400).
+//   - hooks.go:     CRM workflow webhooks and Books webhooks (token or HMAC signature).
+//   - validate.go:  validator/v10 rules on decoded callbacks (module and field names).
 //   - verify.go:    token verification (constant time).
+//   - tracing.go:   the callback's span (a no-op handler chain while tracing is off).
 //   - errors.go:    the JSON error bodies and their typed errors.
 //   - metrics.go:   Prometheus collectors, one registry per Server.
 package receiver

@@ -20,6 +20,8 @@
 //   - run.go:      Rule.Run, Executor, Call, Result, DryRun.
 //   - watch.go:    Watcher: fsnotify hot reload with debounce, last good set
 //     kept on error.
+//   - defaults.go: WireDefaults, the loop-safe inputs added to every Zoho write.
+//   - schema.go:   the JSON Schema of rules.yaml, generated from the loader's own tables.
 //   - errors.go:   LoadError/Problem, StepError, ErrEvaluation.
 //
 // The language reference is docs/rules.md.

@@ -8,10 +8,17 @@
 //
 //   - handler.go:    Message, Handler, Middleware, the error classification.
 //   - middleware.go: Recover, Timeout, Log (their order is tested).
-//   - runner.go:     Runner: pinned partition consumers, per-record lanes.
+//   - runner.go:     Runner: pinned partition consumers acquired and released as the
+//     membership changes, the takeover fence, per-record lanes, keep-alives.
+//   - membership.go: heartbeats in KV zohook_workers and the assignment (sorted names,
+//     partition p to name p mod N); written here rather than taken from orbit.go/pcgroups
+//     (see the README: its groups copy every event into a second stream).
+//   - members_read.go: ReadMembers for worker status and the console.
+//   - failure.go:    Failure: which rule, step and action an error belongs to.
+//   - outcomes.go:   OutcomeRecord, published after each handler run (stream ZOHOOK_OUTCOMES).
 //   - lanes.go:      the per-record ordering state machine.
 //   - journal.go:    the step journal (KV zohook_journal): what was done for an event.
 //   - dlq.go:        the dead-letter stream ZOHOOK_DLQ: store, list, replay, count.
-//   - replay.go:     republishing history from the events stream.
+//   - replay.go:     republishing history from the history stream, in order per record.
 //   - backlog.go:    per-partition backlog read from the consumers (worker status, metrics).
 package worker

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,13 +44,12 @@ type Membership struct {
 	log  *slog.Logger
 	n    int // partitions
 
-	mu        sync.Mutex
-	members   map[string]memberInfo // live, by key
-	held      []int                 // what this process reports it holds
-	lastBeat  time.Time             // last successful heartbeat
-	assigned  []int
-	changed   chan struct{} // closed and replaced on every assignment change
-	onRelease func()
+	mu       sync.Mutex
+	members  map[string]memberInfo // live, by key
+	held     []int                 // what this process reports it holds
+	lastBeat time.Time             // last successful heartbeat
+	assigned []int
+	changed  chan struct{} // closed and replaced on every assignment change
 }
 
 // memberInfo is a member's heartbeat value.
@@ -314,6 +312,3 @@ func Assign(names []string, partitions int) map[string][]int {
 	}
 	return out
 }
-
-// ErrNotMember: this process is not (or no longer) in the members list.
-var ErrNotMember = errors.New("worker: not a live member")

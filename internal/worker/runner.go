@@ -8,11 +8,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -849,6 +847,3 @@ func (r *Runner) Held() []int {
 	slices.Sort(out)
 	return out
 }
-
-var _ = nats.ErrTimeout
-var _ = strconv.Itoa

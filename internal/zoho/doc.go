@@ -24,6 +24,8 @@
 //   - books.go:         Books Create/Get/Update/Delete/ListRecords/Records on any entity, child collections.
 //   - raw.go:           CRM.Raw / Books.Raw for any endpoint under the API base.
 //   - actions.go:       RunAction / ActionNames / Actions: the generic layer the rules engine drives.
+//   - plan.go:          PlanAction: the requests RunAction would send, built by the same code, sent nowhere.
+//   - exchange.go:      Exchange and the recorder: each HTTP attempt as sent and answered (no header, no token).
 //   - debug.go:         request/response debug logging with secrets redacted.
 //
 // # Batch errors

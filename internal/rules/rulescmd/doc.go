@@ -18,4 +18,6 @@
 //     one event) and the report's text and JSON forms.
 //   - ruletest.go: rule test files (*.test.yaml): cases, expectations,
 //     comparison and diffs.
+//   - whatif.go:   test -history: a candidate rules file against the
+//     events of the history stream, compared rule by rule.
 package rulescmd
