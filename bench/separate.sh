@@ -19,6 +19,11 @@
 # delays every answer of the fake Zoho. WORKERS=0 leaves the workers out
 # (ingest alone). Needs nats-server on PATH or in $(go env GOPATH)/bin; it
 # is installed (go install, about 30 s) when missing.
+#
+# BIN=DIR runs the receiver and worker binaries found in DIR instead of
+# building them (bench/vs-rev.sh uses it to run an older commit's binaries);
+# LEGACY_FLAGS=1 says they predate the admin listener (commit e3e8889 and
+# older: the worker's -metrics-addr, no -name, no receiver admin address).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
@@ -52,7 +57,18 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building..." >&2
-go build -o "$tmp/bin/" ./cmd/receiver ./cmd/worker ./bench/loadgen ./bench/fakezoho
+if [ -n "${BIN:-}" ]; then
+  go build -o "$tmp/bin/" ./bench/loadgen ./bench/fakezoho
+  cp "$BIN/receiver" "$BIN/worker" "$tmp/bin/"
+else
+  go build -o "$tmp/bin/" ./cmd/receiver ./cmd/worker ./bench/loadgen ./bench/fakezoho
+fi
+recv_admin=(-admin-addr "$RECV_ADMIN_ADDR")
+worker_admin() { echo -name "bench-worker-$1" -admin-addr "$2"; }
+if [ "${LEGACY_FLAGS:-0}" = 1 ]; then
+  recv_admin=()
+  worker_admin() { echo -metrics-addr "$2"; }
+fi
 nats=$(command -v nats-server || echo "$(go env GOPATH)/bin/nats-server")
 if [ ! -x "$nats" ]; then
   echo "installing nats-server v2.15.3..." >&2
@@ -74,7 +90,7 @@ set -a; . "$tmp/fake.env"; set +a
 
 nurl="nats://127.0.0.1:$NATS_PORT"
 # shellcheck disable=SC2086 # *_FLAGS are lists of flags
-"$tmp/bin/receiver" -nats-url "$nurl" -addr "$HTTP_ADDR" -admin-addr "$RECV_ADMIN_ADDR" -crm-notify-tokens "$TOKEN" \
+"$tmp/bin/receiver" -nats-url "$nurl" -addr "$HTTP_ADDR" "${recv_admin[@]}" -crm-notify-tokens "$TOKEN" \
   $RECV_FLAGS >"$tmp/receiver.log" 2>&1 &
 recv_pid=$!; pids+=("$recv_pid")
 ready=("http://$HTTP_ADDR/readyz")
@@ -83,7 +99,7 @@ workers=()
 for i in $(seq "$WORKERS"); do
   admin="$WORKER_ADMIN_HOST:$((WORKER_ADMIN_PORT + i))"
   # shellcheck disable=SC2086
-  "$tmp/bin/worker" -nats-url "$nurl" -rules "$RULES" -name "bench-worker-$i" -admin-addr "$admin" \
+  "$tmp/bin/worker" -nats-url "$nurl" -rules "$RULES" $(worker_admin "$i" "$admin") \
     $WORKER_FLAGS >"$tmp/worker-$i.log" 2>&1 &
   pids+=("$!"); procs+=("worker-$i:$!"); workers+=("$admin")
   ready+=("http://$admin/readyz")
