@@ -9,7 +9,8 @@
 //   - cli.go, subcommands.go, errors.go, version.go: the command convention,
 //     the operator commands and their exit codes.
 //   - configfile.go, logging.go: the optional YAML file, slog setup.
-//   - nats.go, layout.go, setup.go: connecting by role, the NATS layout, `worker setup`.
+//   - nats.go, layout.go, setup.go: connecting by role, the NATS layout, `worker setup`
+//     (and the upgrade from the first layout, -retire-layout1).
 //   - pipeline.go, background.go, channels.go: the worker's handler chain and
 //     its background jobs (reconciliation, channels).
 //   - admin.go, storage.go, backlog.go, kvmetrics.go, membership_metrics.go:

@@ -47,6 +47,16 @@ func layoutBuckets(s events.StreamConfig) []events.KVSpec {
 // what it found and did.
 func EnsureLayout(ctx context.Context, js jetstream.JetStream, s events.StreamConfig, c events.ConsumerConfig, mode events.EnsureMode) ([]events.Outcome, error) {
 	s = s.WithDefaults()
+	if _, err := js.Stream(ctx, s.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		// No work stream yet: is this an install of the first layout?
+		l1, err := events.FindLayout1(ctx, js)
+		if err != nil {
+			return nil, err
+		}
+		if l1 != nil && l1.Active {
+			return nil, events.ErrLayout1
+		}
+	}
 	outs, err := events.EnsureEventStreams(ctx, js, s, c, mode)
 	if err != nil {
 		return outs, err
@@ -82,6 +92,9 @@ func ownLayout(ctx context.Context, bb *Backbone, lo LayoutOptions, log *slog.Lo
 		outs, err = EnsureLayout(ctx, bb.JS, want, lo.Consumer(), events.CreateMissing)
 		return err
 	})
+	if errors.Is(err, events.ErrLayout1) {
+		return fmt.Errorf("nats layout: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("nats layout: %w (a receiver whose NATS user may not create streams needs `worker setup -apply` run first)", err)
 	}
@@ -146,6 +159,11 @@ func checkLayout(ctx context.Context, bb *Backbone) error {
 // readLayout fills bb.Stream and bb.Consumer from NATS.
 func readLayout(ctx context.Context, bb *Backbone) error {
 	s, err := events.ReadLayout(ctx, bb.JS, events.StreamConfig{})
+	if errors.Is(err, events.ErrNoLayout) {
+		if l1, ferr := events.FindLayout1(ctx, bb.JS); ferr == nil && l1 != nil && l1.Active {
+			return events.ErrLayout1
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -184,6 +202,9 @@ func retryLayout(ctx context.Context, log *slog.Logger, f func(context.Context) 
 
 // isFinal reports errors no retry fixes: NATS refused the request itself.
 func isFinal(err error) bool {
+	if errors.Is(err, events.ErrLayout1) {
+		return true
+	}
 	if errors.Is(err, nats.ErrPermissionViolation) || errors.Is(err, nats.ErrAuthorization) {
 		return true
 	}

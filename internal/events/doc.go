@@ -10,6 +10,7 @@
 //     their defaults and LayoutOptions.Validate.
 //   - ensure.go:   the layout's one owner: EnsureMode (create missing, apply, look up only),
 //     Difference reports, EnsureEventStreams (work → history → source consumer → partitions).
+//   - layout1.go:  zohook's first layout (stream ZOHOOK_EVENTS): finding it, retiring it, its backlog.
 //   - publish.go:  Publisher: publish a batch, return only after JetStream acknowledged every event.
 //   - consume.go:  the pinned pull consumer of each partition.
 //   - depth.go:    MaxDepth, the JSON nesting bound of a stored event.

@@ -18,6 +18,7 @@
 //   - outcomes.go:   OutcomeRecord, published after each handler run (stream ZOHOOK_OUTCOMES).
 //   - lanes.go:      the per-record ordering state machine.
 //   - journal.go:    the step journal (KV zohook_journal): what was done for an event.
+//   - journal_layout1.go: carrying a first-layout journal (a key per step) over to an entry.
 //   - dlq.go:        the dead-letter stream ZOHOOK_DLQ: store, list, replay, count.
 //   - replay.go:     republishing history from the history stream, in order per record.
 //   - backlog.go:    per-partition backlog read from the consumers (worker status, metrics).
