@@ -17,3 +17,21 @@ func TestRedactJSONKeysKeepsTheBodyAsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerCode: Zoho's codes at the top level (errors, Books) and in
+// per-record results; a data row's field named code is not one.
+func TestAnswerCode(t *testing.T) {
+	tests := []struct{ body, code, message string }{
+		{`{"code":"INVALID_TOKEN","message":"invalid oauth token","status":"error"}`, "INVALID_TOKEN", "invalid oauth token"},
+		{`{"code":0,"message":"success","invoice":{"invoice_id":"1"}}`, "0", "success"},
+		{`{"data":[{"code":"SUCCESS","details":{"id":"1"},"message":"record updated","status":"success"}]}`, "SUCCESS", "record updated"},
+		{`{"data":[{"code":"ITEM-7","Name":"a COQL row"}],"info":{"count":1,"more_records":false}}`, "", ""},
+		{`{"data":[{"id":"1","Last_Name":"x"}]}`, "", ""},
+		{`not json`, "", ""},
+	}
+	for _, tc := range tests {
+		if code, msg := answerCode([]byte(tc.body)); code != tc.code || msg != tc.message {
+			t.Errorf("answerCode(%s) = %q, %q; want %q, %q", tc.body, code, msg, tc.code, tc.message)
+		}
+	}
+}
