@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"time"
 
@@ -166,12 +165,22 @@ func JournalSpec(cfg JournalConfig) events.KVSpec {
 // DefaultJournalBucket is the journal's bucket name.
 const DefaultJournalBucket = "zohook_journal"
 
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
+// plainKey reports whether s is a KV key token as it is: [A-Za-z0-9_-]+
+// (a loop rather than a regexp: it runs several times per event).
+func plainKey(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // entryKey is the event's key; event ids are hex, encoded otherwise.
 func entryKey(eventID string) string {
 	ev := eventID
-	if !plainKey.MatchString(ev) {
+	if !plainKey(ev) {
 		ev = "b64_" + base64.RawURLEncoding.EncodeToString([]byte(eventID))
 	}
 	return "ev." + ev
