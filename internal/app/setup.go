@@ -88,7 +88,11 @@ ones start) and keep the old workers running until it is done.`
 		mode = events.ApplyGrow
 	}
 	if *retire {
-		if code := retireLayout1(ctx, bb, cmp.Or(*drain, 10*time.Minute), stdout, stderr); code != ExitOK {
+		progress := stdout
+		if *asJSON {
+			progress = stderr // stdout is for the JSON result
+		}
+		if code := retireLayout1(ctx, bb, cmp.Or(*drain, 10*time.Minute), progress, stderr); code != ExitOK {
 			return code
 		}
 	}
