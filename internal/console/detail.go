@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -304,27 +303,11 @@ func stepView(rule, step, key, action string, s *worker.StepRecord) StepView {
 // maxShownOutput bounds a step output on the page (COQL answers can be large).
 const maxShownOutput = 32 << 10
 
-// journalCall is how the engine journals one exchange (StepRecord.Calls).
-type journalCall struct {
-	API      string          `json:"api"`
-	Method   string          `json:"method"`
-	Path     string          `json:"path"`
-	Query    url.Values      `json:"query"`
-	Body     json.RawMessage `json:"body"`
-	BodyText string          `json:"body_text"`
-	BodySize int             `json:"body_size"`
-	Status   int             `json:"status"`
-	Code     string          `json:"code"`
-	Message  string          `json:"message"`
-	Duration time.Duration   `json:"duration_ns"`
-	Attempt  int             `json:"attempt"`
-}
-
 func callViews(raw json.RawMessage) []CallView {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
-	var calls []journalCall
+	var calls []worker.CallRecord
 	if err := json.Unmarshal(raw, &calls); err != nil {
 		return []CallView{{Method: "?", Path: "(unreadable exchange record)", Body: redactJSON(raw)}}
 	}

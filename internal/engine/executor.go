@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -187,31 +186,14 @@ func (x *executor) execute(ctx context.Context, key, action string, in map[strin
 	return out, nil
 }
 
-// callRecord is one HTTP exchange of a step as the journal keeps it for
-// people (the console): bodies as JSON when they are JSON.
-type callRecord struct {
-	API      string          `json:"api"`
-	Method   string          `json:"method"`
-	Path     string          `json:"path"`
-	Query    url.Values      `json:"query,omitempty"`
-	Body     json.RawMessage `json:"body,omitempty"`
-	BodyText string          `json:"body_text,omitempty"`
-	BodySize int             `json:"body_size,omitempty"`
-	Status   int             `json:"status"`
-	Code     string          `json:"code,omitempty"`
-	Message  string          `json:"message,omitempty"`
-	Duration time.Duration   `json:"duration_ns"`
-	Attempt  int             `json:"attempt"`
-}
-
 // callsJSON encodes a step's exchanges (already redacted by the client).
 func callsJSON(ex []zoho.Exchange) json.RawMessage {
 	if len(ex) == 0 {
 		return nil
 	}
-	recs := make([]callRecord, len(ex))
+	recs := make([]worker.CallRecord, len(ex))
 	for i, e := range ex {
-		r := callRecord{API: e.API, Method: e.Method, Path: e.Path, Query: e.Query, BodySize: e.RequestBodySize,
+		r := worker.CallRecord{API: e.API, Method: e.Method, Path: e.Path, Query: e.Query, BodySize: e.RequestBodySize,
 			Status: e.Status, Code: e.Code, Message: e.Message, Duration: e.Duration, Attempt: e.Attempt}
 		if len(e.RequestBody) > 0 {
 			if json.Valid(e.RequestBody) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 
@@ -48,6 +49,24 @@ type StepRecord struct {
 	// write of its event, and is never changed once set (a new state is a
 	// new StepRecord).
 	enc []byte
+}
+
+// CallRecord is one HTTP exchange of a step as the journal keeps it
+// (StepRecord.Calls) for people: the engine writes it, the console shows
+// it. Bodies are JSON when they were JSON, text otherwise; never secrets.
+type CallRecord struct {
+	API      string          `json:"api"`
+	Method   string          `json:"method"`
+	Path     string          `json:"path"`
+	Query    url.Values      `json:"query,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	BodyText string          `json:"body_text,omitempty"`
+	BodySize int             `json:"body_size,omitempty"`
+	Status   int             `json:"status"`
+	Code     string          `json:"code,omitempty"`
+	Message  string          `json:"message,omitempty"`
+	Duration time.Duration   `json:"duration_ns"`
+	Attempt  int             `json:"attempt"`
 }
 
 // MarshalJSON encodes the step once.
