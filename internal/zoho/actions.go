@@ -109,7 +109,7 @@ func (c *Client) RunAction(ctx context.Context, name string, in map[string]any) 
 	}
 	out, err := act.run(ctx, c, &args{action: name, in: in})
 	if out != nil {
-		out = normalize(out).(map[string]any)
+		out = NormalizeNumbers(out).(map[string]any)
 	}
 	return out, err
 }
@@ -979,9 +979,11 @@ func actBooksList(ctx context.Context, c *Client, a *args) (map[string]any, erro
 	return map[string]any{pluralKey(entity): items, "page_context": map[string]any{"has_more_page": more, "count": len(items)}}, nil
 }
 
-// normalize turns json.Number into int64 (when integral and exact) or
-// float64 so expressions can compare numbers; nested maps and lists too.
-func normalize(v any) any {
+// NormalizeNumbers gives numbers the types action outputs have: json.Number
+// (and the int and uint64 a YAML decoder yields) become int64 when whole
+// and exact, float64 otherwise, so expressions compare numbers alike; in
+// nested maps and lists too. It changes maps and []any in place.
+func NormalizeNumbers(v any) any {
 	switch x := v.(type) {
 	case json.Number:
 		if n, err := x.Int64(); err == nil {
@@ -991,20 +993,27 @@ func normalize(v any) any {
 			return f
 		}
 		return x.String()
+	case int:
+		return int64(x)
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+		return float64(x)
 	case map[string]any:
 		for k, e := range x {
-			x[k] = normalize(e)
+			x[k] = NormalizeNumbers(e)
 		}
 		return x
 	case []any:
 		for i := range x {
-			x[i] = normalize(x[i])
+			x[i] = NormalizeNumbers(x[i])
 		}
 		return x
 	case []map[string]any:
 		out := make([]any, len(x))
 		for i := range x {
-			out[i] = normalize(x[i])
+			out[i] = NormalizeNumbers(x[i])
 		}
 		return out
 	}

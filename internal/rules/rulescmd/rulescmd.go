@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -294,7 +293,7 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "rules test: %v\n", err)
 			return 2
 		}
-		record = normalizeNumbers(record).(map[string]any)
+		record = zoho.NormalizeNumbers(record).(map[string]any)
 	}
 	known := map[string]map[string]any{}
 	for key, f := range outputs {
@@ -303,7 +302,7 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "rules test: --output %s: %v\n", key, err)
 			return 2
 		}
-		known[key] = normalizeNumbers(out).(map[string]any)
+		known[key] = zoho.NormalizeNumbers(out).(map[string]any)
 	}
 	rep, err := evaluate(ctx, set, ev, record, newWireExec(cfg, known, nil))
 	if err != nil {
@@ -348,40 +347,6 @@ func readJSON(file string, v any) error {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	return nil
-}
-
-// normalizeNumbers gives numbers the types the worker's Zoho client gives
-// them (int64 when whole, float64 otherwise), so conditions and templates
-// see a record or an output as they would in the worker.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n
-		}
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
-	case int:
-		return int64(x)
-	case uint64:
-		if x <= math.MaxInt64 {
-			return int64(x)
-		}
-		return float64(x)
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-		return x
-	case []any:
-		for i := range x {
-			x[i] = normalizeNumbers(x[i])
-		}
-		return x
-	}
-	return v
 }
 
 func render(v map[string]any, format string) string {

@@ -402,14 +402,14 @@ func runCase(ctx context.Context, set *rules.Set, cfg zoho.Config, keys []string
 	}
 	var record map[string]any
 	if tc.Record != nil {
-		record = normalizeNumbers(tc.Record).(map[string]any)
+		record = zoho.NormalizeNumbers(tc.Record).(map[string]any)
 	}
 	outputs := map[string]map[string]any{}
 	for k, v := range tc.Outputs {
 		if v == nil {
 			v = map[string]any{}
 		}
-		outputs[k] = normalizeNumbers(v).(map[string]any)
+		outputs[k] = zoho.NormalizeNumbers(v).(map[string]any)
 	}
 	rep, err := evaluate(ctx, set, ev, record, newWireExec(cfg, outputs, tc.Refuse))
 	if err != nil {
