@@ -89,15 +89,30 @@ func (c *Console) followHistory(ctx context.Context, next *uint64) error {
 	if info.State.Msgs == 0 || start > info.State.LastSeq {
 		c.ix.markLoaded(true)
 	}
-	cons, err := c.cfg.JS.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start}
+	return c.follow(ctx, name, cfg, next, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
+		var env historyEnvelope
+		if err := json.Unmarshal(m.Data(), &env); err == nil && env.ID != "" {
+			c.ix.AddEvent(IndexedEvent{Seq: meta.Sequence.Stream, WorkSeq: workSeqOf(m.Headers().Get(sourceHeader)), At: meta.Timestamp,
+				ID: env.ID, Source: env.Source, Connection: env.Connection, Module: env.Module, Operation: env.Operation, RecordID: env.RecordID})
+		}
+		if meta.NumPending == 0 {
+			c.ix.markLoaded(true)
+		}
 	})
+}
+
+// follow reads stream with an ordered consumer from cfg until ctx ends or
+// reading fails, handing each message to add; *next is the sequence to
+// resume from.
+func (c *Console) follow(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig, next *uint64, add func(jetstream.Msg, *jetstream.MsgMetadata)) error {
+	cons, err := c.cfg.JS.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return fmt.Errorf("history consumer: %w", err)
+		return fmt.Errorf("consumer of %s: %w", stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
 	if err != nil {
-		return fmt.Errorf("history consumer: %w", err)
+		return fmt.Errorf("consumer of %s: %w", stream, err)
 	}
 	defer it.Stop()
 	for {
@@ -110,14 +125,7 @@ func (c *Console) followHistory(ctx context.Context, next *uint64) error {
 			continue
 		}
 		*next = meta.Sequence.Stream + 1
-		var env historyEnvelope
-		if err := json.Unmarshal(m.Data(), &env); err == nil && env.ID != "" {
-			c.ix.AddEvent(IndexedEvent{Seq: meta.Sequence.Stream, WorkSeq: workSeqOf(m.Headers().Get(sourceHeader)), At: meta.Timestamp,
-				ID: env.ID, Source: env.Source, Connection: env.Connection, Module: env.Module, Operation: env.Operation, RecordID: env.RecordID})
-		}
-		if meta.NumPending == 0 {
-			c.ix.markLoaded(true)
-		}
+		add(m, meta)
 	}
 }
 
@@ -168,25 +176,7 @@ func (c *Console) followOutcomes(ctx context.Context, start time.Time, next *uin
 	if info.State.Msgs == 0 || (*next > info.State.LastSeq) || (*next == 0 && info.State.LastTime.Before(start)) {
 		c.ix.markLoaded(false)
 	}
-	cons, err := c.cfg.JS.OrderedConsumer(ctx, worker.DefaultOutcomesStream, cfg)
-	if err != nil {
-		return fmt.Errorf("outcome consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return fmt.Errorf("outcome consumer: %w", err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return err
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			continue
-		}
-		*next = meta.Sequence.Stream + 1
+	return c.follow(ctx, worker.DefaultOutcomesStream, cfg, next, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		var rec worker.OutcomeRecord
 		if err := json.Unmarshal(m.Data(), &rec); err == nil {
 			c.ix.AddOutcome(&rec)
@@ -194,7 +184,7 @@ func (c *Console) followOutcomes(ctx context.Context, start time.Time, next *uin
 		if meta.NumPending == 0 {
 			c.ix.markLoaded(false)
 		}
-	}
+	})
 }
 
 // trimLoop drops from the index what the history's retention removed.
