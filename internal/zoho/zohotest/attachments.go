@@ -49,19 +49,24 @@ func multipartFile(rq *request, field string) (*Attachment, error) {
 		if part.FormName() != field || part.FileName() == "" {
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(part, maxAttachmentBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("read part: %w", err)
-		}
-		if len(b) > maxAttachmentBytes {
-			return nil, errTooLarge
-		}
-		ctype := part.Header.Get("Content-Type")
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		return &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}, nil
+		return readFilePart(part)
 	}
+}
+
+// readFilePart reads a multipart file part into an Attachment.
+func readFilePart(part *multipart.Part) (*Attachment, error) {
+	b, err := io.ReadAll(io.LimitReader(part, maxAttachmentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read part: %w", err)
+	}
+	if len(b) > maxAttachmentBytes {
+		return nil, errTooLarge
+	}
+	ctype := part.Header.Get("Content-Type")
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	return &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}, nil
 }
 
 // upload is what a multipart/form-data upload body carries.
@@ -93,18 +98,11 @@ func readUpload(rq *request) (*upload, error) {
 			if part.FileName() == "" {
 				continue
 			}
-			b, err := io.ReadAll(io.LimitReader(part, maxAttachmentBytes+1))
+			f, err := readFilePart(part)
 			if err != nil {
-				return nil, fmt.Errorf("read part: %w", err)
+				return nil, err
 			}
-			if len(b) > maxAttachmentBytes {
-				return nil, errTooLarge
-			}
-			ctype := part.Header.Get("Content-Type")
-			if ctype == "" {
-				ctype = "application/octet-stream"
-			}
-			up.file = &Attachment{FileName: part.FileName(), Size: int64(len(b)), Content: b, ContentType: ctype}
+			up.file = f
 		case "attachmentUrl", "title":
 			b, err := io.ReadAll(io.LimitReader(part, 64<<10))
 			if err != nil {
