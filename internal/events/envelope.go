@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -138,28 +139,18 @@ func Encode(e *Envelope) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	raw := e.Raw
-	bare := *e
-	bare.Raw = nil
-	data, err := json.Marshal(&bare)
+	// raw sits one level below the envelope.
+	if err := checkDepth(e.Raw, MaxDepth-1); err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	out, err := appendEnvelope(make([]byte, 0, 320+len(e.Raw)), e, e.Raw)
+	if errors.Is(err, ErrInvalidEnvelope) {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidEnvelope, e.ID, err)
 	}
-	if err := checkDepth(data, MaxDepth); err != nil {
-		return nil, fmt.Errorf("event %s: %w", e.ID, err)
-	}
-	if len(raw) == 0 {
-		return data, nil
-	}
-	// raw sits one level below the envelope.
-	if err := checkDepth(raw, MaxDepth-1); err != nil {
-		return nil, fmt.Errorf("event %s: %w", e.ID, err)
-	}
-	out := make([]byte, 0, len(data)+len(raw)+8)
-	out = append(out, data[:len(data)-1]...) // without the closing brace
-	out = append(out, `,"raw":`...)
-	out = append(out, raw...)
-	return append(out, '}'), nil
+	return out, nil
 }
 
 // DeriveID returns a deterministic event id from the parts that identify one
@@ -169,9 +160,14 @@ func Encode(e *Envelope) ([]byte, error) {
 // must not collide with old ones.
 func DeriveID(parts ...string) string {
 	h := sha256.New()
+	var buf []byte
 	for _, p := range parts {
 		// Length-prefix each part so ("ab","c") and ("a","bc") differ.
-		fmt.Fprintf(h, "%d:%s;", len(p), p)
+		buf = strconv.AppendInt(buf[:0], int64(len(p)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, p...)
+		buf = append(buf, ';')
+		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
