@@ -5,7 +5,7 @@
 #   echo     bench/baseline/echo: read, unmarshal, validate (validator/v10), 200
 #   naive    bench/baseline/naive: the same plus one synchronous JetStream publish
 #   receiver cmd/receiver: zohook's receiver (verify, validate, one event per
-#            record, publish, seen mark for reconciliation off the answer path)
+#            record, publish; no seen mark: reconciliation reads the history)
 #
 # Every request is the 1 KiB notification of bench/notify-1k.json (56
 # affected_fields) naming a record never sent before (bench/notify-1k.lua;

@@ -71,7 +71,7 @@ func buildPipeline(ctx context.Context, bb *Backbone, o WorkerOptions, log *slog
 		return nil, err
 	}
 	seen, err := retryOpen(ctx, log, "seen store", func(ctx context.Context) (*reconcile.Seen, error) {
-		return reconcile.OpenSeen(ctx, bb.JS, reconcile.SeenConfig{Replicas: bb.Stream.Replicas, KV: kvo})
+		return reconcile.OpenSeen(ctx, bb.JS, reconcile.SeenConfig{Replicas: bb.Stream.Replicas, KV: kvo, History: bb.Stream.HistoryName})
 	})
 	if err != nil {
 		return nil, err

@@ -17,7 +17,6 @@ import (
 	"github.com/zohook/zohook/internal/config"
 	"github.com/zohook/zohook/internal/events"
 	"github.com/zohook/zohook/internal/receiver"
-	"github.com/zohook/zohook/internal/reconcile"
 	"github.com/zohook/zohook/internal/tracing"
 )
 
@@ -127,25 +126,10 @@ func RunReceiver(ctx context.Context, o ReceiverOptions, stdout, stderr io.Write
 		return err
 	}
 	defer kvTokens.Close()
-	// Mark each notified change as received at once, so a reconciliation
-	// run never republishes a change that is only waiting in the stream.
-	seen, err := reconcile.OpenSeen(ctx, bb.JS, reconcile.SeenConfig{Replicas: bb.Stream.Replicas, KV: kvo})
-	if err != nil {
-		return err
-	}
-	markSeen := func(envs []*events.Envelope) {
-		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, e := range envs {
-			if e.Source == events.SourceCRMNotify && e.ServerTime > 0 {
-				if err := seen.MarkSeen(mctx, e.Connection, e.Module, e.RecordID, time.UnixMilli(e.ServerTime)); err != nil {
-					log.Warn("could not mark a change as received for reconciliation (it may be republished once)", "event_id", e.ID, "err", err)
-				}
-			}
-		}
-	}
+	// No seen mark per notification: the history stream already records
+	// every change received, and reconciliation reads it there
+	// (reconcile.Seen).
 	srv, err := receiver.New(receiver.Config{
-		OnStored:  markSeen,
 		Publisher: events.NewPublisher(bb.JS, bb.Stream, events.WithPublishTimeout(o.PublishTimeout)),
 		Ready:     bb.Ready,
 		// Static tokens first: they need no bucket read on a miss.

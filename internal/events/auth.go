@@ -29,21 +29,18 @@ const (
 	// change, purge or delete a stream, nor touch the work stream's
 	// consumers.
 	RoleWorker Role = "worker"
-	// RoleReceiver may only publish events, read the stream layout, mark
-	// changes seen and read channel tokens: it can never read the shared
-	// Zoho access token, the journal or the dead letters.
+	// RoleReceiver may only publish events, read the stream layout and
+	// read channel tokens: it can never read the shared Zoho access token,
+	// the journal or the dead letters.
 	RoleReceiver Role = "receiver"
 )
 
 // Roles lists every role, in a stable order.
 var Roles = []Role{RoleAdmin, RoleWorker, RoleReceiver}
 
-// Names of buckets the receiver role reaches (the packages owning them
-// define the same defaults; the layout test keeps them in step).
-const (
-	seenBucket     = "zohook_seen"
-	channelsBucket = "zohook_channels"
-)
+// channelsBucket is the one bucket the receiver role reaches (package
+// channels defines the same default; the layout test keeps them in step).
+const channelsBucket = "zohook_channels"
 
 // Permissions returns the NATS permissions of role (nil: everything).
 func Permissions(role Role) *server.Permissions {
@@ -66,12 +63,10 @@ func Permissions(role Role) *server.Permissions {
 			SubjectPrefix + ".>", "$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.INFO.>",
 			// The layout check: is the history's source consumer there?
 			"$JS.API.CONSUMER.NAMES." + DefaultStreamName,
-			"$KV." + seenBucket + ".>",
 			// Watching the channel tokens: an ordered consumer on that bucket only.
 			"$JS.API.CONSUMER.CREATE." + KVStreamName(channelsBucket) + ".>", "$JS.API.CONSUMER.CREATE." + KVStreamName(channelsBucket),
 			"$JS.API.CONSUMER.DELETE." + KVStreamName(channelsBucket) + ".>", "$JS.FC." + KVStreamName(channelsBucket) + ".>",
 		}
-		allow = append(allow, kv(seenBucket)...)
 		allow = append(allow, kv(channelsBucket)...)
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: allow},

@@ -164,12 +164,5 @@ func (s *Server) publish(c echo.Context, envs []*events.Envelope) error {
 		return &RequestError{Status: http.StatusServiceUnavailable, Body: ErrorBody{Error: "event store unavailable, retry later"}}
 	}
 	s.log.Debug("events stored", "route", c.Path(), "accepted", out.Accepted, "duplicates", out.Duplicates)
-	if s.cfg.OnStored != nil {
-		s.stored.Add(1)
-		go func() {
-			defer s.stored.Done()
-			s.cfg.OnStored(envs)
-		}()
-	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -398,29 +398,6 @@ func TestNotifyTokenSelectsConnection(t *testing.T) {
 	}
 }
 
-func TestOnStoredSeesStoredEvents(t *testing.T) {
-	got := make(chan []*events.Envelope, 1)
-	h := start(t, nil, func(c *receiver.Config) { c.OnStored = func(envs []*events.Envelope) { got <- envs } })
-	if code, out := h.post(t, "/zoho/crm/notify", "application/json", notification(nil)); code != 200 {
-		t.Fatalf("%d %v", code, out)
-	}
-	select {
-	case envs := <-got:
-		if len(envs) != 2 || envs[0].ServerTime != 1718117126473 {
-			t.Fatalf("OnStored got %d events", len(envs))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("OnStored not called")
-	}
-	// Refused requests store nothing and tell nothing.
-	h.post(t, "/zoho/crm/notify", "application/json", notification(func(m map[string]any) { m["token"] = "bad" }))
-	select {
-	case envs := <-got:
-		t.Fatalf("OnStored called for a refused request: %v", envs)
-	case <-time.After(100 * time.Millisecond):
-	}
-}
-
 // Refused callbacks are logged (route, status, error, the fields at fault),
 // so an operator sees why Zoho's calls bounce; the token is not.
 func TestRefusedCallbacksAreLogged(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -47,10 +46,6 @@ type Config struct {
 	// CRMWorkflowHooks and BooksHooks by name (the URL's last segment).
 	CRMWorkflowHooks map[string]HookConfig
 	BooksHooks       map[string]HookConfig
-	// OnStored, when set, is told (in its own goroutine, after the answer is
-	// decided) about every event JetStream stored; the app uses it to mark
-	// CRM changes as received for reconciliation. It must not block long.
-	OnStored func(envs []*events.Envelope)
 	// Logger; default discards.
 	Logger *slog.Logger
 	// Registry receives the receiver's metrics; default a new registry.
@@ -69,9 +64,6 @@ type Server struct {
 	http     *http.Server
 	// secrets are the configured secrets no stored event may carry.
 	secrets secretList
-	// stored tracks OnStored calls, so Shutdown lets them finish before
-	// the caller closes what they write to.
-	stored sync.WaitGroup
 }
 
 // New builds a Server; call Serve or use Handler.
@@ -142,20 +134,10 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests (and
-// so their publishes) and the OnStored calls they started to finish, or for
-// ctx to end. Serve called after Shutdown returns at once.
+// so their publishes) to finish, or for ctx to end. Serve called after
+// Shutdown returns at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { s.stored.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
-	}
-	return err
+	return s.http.Shutdown(ctx)
 }
 
 func (s *Server) readyz(c echo.Context) error {

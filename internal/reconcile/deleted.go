@@ -9,10 +9,10 @@ import (
 )
 
 // DeleteTolerance is how far before a deletion's deleted_time a seen mark
-// still counts as its notification. The receiver marks a record seen at the
-// notification's server_time (milliseconds, Zoho's notification service
-// clock); deleted_time is the CRM's time truncated to the second. So the
-// notification of a deletion at 10:00:00.700 marks 10:00:00.7xx while
+// still counts as its notification. A notification is seen at its
+// server_time (milliseconds, Zoho's notification service clock; see Seen);
+// deleted_time is the CRM's time truncated to the second. So the
+// notification of a deletion at 10:00:00.700 is seen at 10:00:00.7xx while
 // deleted_time says 10:00:00: the mark is normally at or after it, and 2 s
 // absorbs the truncation plus clock skew between Zoho's services. The price:
 // a change notified less than 2 s before an unnotified deletion of the same

@@ -13,12 +13,12 @@ import (
 	"github.com/zohook/zohook/internal/events"
 )
 
-// deletes returns the delete events stored, by record id.
+// deletes returns the delete events the job stored, by record id.
 func (e *env) deletes(t *testing.T) map[string]*events.Envelope {
 	t.Helper()
 	out := map[string]*events.Envelope{}
 	for _, ev := range e.stored(t) {
-		if ev.Operation == events.OpDelete {
+		if ev.Operation == events.OpDelete && ev.ChannelID == ChannelID {
 			if _, dup := out[ev.RecordID]; dup {
 				t.Fatalf("deletion of %s stored twice", ev.RecordID)
 			}
@@ -26,15 +26,6 @@ func (e *env) deletes(t *testing.T) map[string]*events.Envelope {
 		}
 	}
 	return out
-}
-
-// markLikeReceiver marks a record the way the receiver does for a stored
-// notification: at its server_time, in milliseconds.
-func (e *env) markLikeReceiver(t *testing.T, ctx context.Context, module, id string, serverTime time.Time) {
-	t.Helper()
-	if err := e.seen.MarkSeen(ctx, "", module, id, time.UnixMilli(serverTime.UnixMilli())); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestDeletionsNoNotificationDeliveredArePublishedOnce(t *testing.T) {
@@ -50,19 +41,19 @@ func TestDeletionsNoNotificationDeliveredArePublishedOnce(t *testing.T) {
 	}
 	// Deleted in the UI, notification lost.
 	e.fake.CRMDelete("Leads", ids["lost"])
-	// Deleted through the API and notified: the receiver marked it.
+	// Deleted through the API and notified: the receiver stored the notification.
 	e.clk.Set(base.Add(time.Second))
 	if _, _, err := e.crm.DeleteRecords(ctx, "Leads", []string{ids["notified"]}, nil); err != nil {
 		t.Fatal(err)
 	}
-	e.markLikeReceiver(t, ctx, "Leads", ids["notified"], e.clk.Now())
+	e.notify(t, ctx, events.SourceCRMNotify, "default", "Leads", events.OpDelete, ids["notified"], e.clk.Now())
 	// Notified, but the notification's clock is 1.5 s behind the CRM's: within the tolerance.
 	e.clk.Set(base.Add(2 * time.Second))
 	e.fake.CRMDelete("Leads", ids["skewed"])
-	e.markLikeReceiver(t, ctx, "Leads", ids["skewed"], e.clk.Now().Truncate(time.Second).Add(-1500*time.Millisecond))
+	e.notify(t, ctx, events.SourceCRMNotify, "default", "Leads", events.OpDelete, ids["skewed"], e.clk.Now().Truncate(time.Second).Add(-1500*time.Millisecond))
 	// An update was notified 10 s earlier; the deletion was not.
 	e.clk.Set(base.Add(3 * time.Second))
-	e.markLikeReceiver(t, ctx, "Leads", ids["older-mark"], e.clk.Now().Add(-10*time.Second))
+	e.notify(t, ctx, events.SourceCRMNotify, "default", "Leads", events.OpUpdate, ids["older-mark"], e.clk.Now().Add(-10*time.Second))
 	e.fake.CRMDelete("Leads", ids["older-mark"])
 	// Deleted 30 s before the run: left to the notifications for now.
 	now := base.Add(10 * time.Minute)

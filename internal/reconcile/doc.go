@@ -4,9 +4,11 @@
 //
 // Map of the package:
 //
-//   - seen.go: Seen, the KV bucket "zohook_seen" (connection.module.record →
-//     latest change time handled). The worker marks what it handled
-//     (MarkSeen); the job skips what is marked and marks what it publishes.
+//   - seen.go: Seen, what was already received: the record's last crm.notify
+//     event in the history stream (the receiver marks nothing: the history
+//     holds every event), or a mark in the KV bucket "zohook_seen"
+//     (connection.module.record → time) the job writes for what it
+//     publishes (MarkSeen). The job skips a change not newer than both.
 //   - job.go: Job.RunOnce walks each module's records modified since its
 //     cursor (KV bucket "zohook_reconcile"), oldest first across every page
 //     (page_token past 2,000), and publishes the unseen changes; it also
@@ -14,7 +16,7 @@
 //     Job.Run repeats it under a fleet lease so one worker does it at a time.
 //   - deleted.go: the deletions of each module since their own cursor
 //     (GET /{module}/deleted, read whole: Zoho documents no order) become
-//     delete events unless already received: a seen mark at or after
+//     delete events unless already received: a change seen at or after
 //     deleted_time − DeleteTolerance (2 s) is the delete notification. The
 //     deletions handled are remembered ("deleted-<Module>" seen entries) so
 //     the same deletion listed again as "permanent" when the recycle bin is

@@ -57,7 +57,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	js := eventstest.Start(t)
-	seen, err := OpenSeen(context.Background(), js.JS, SeenConfig{})
+	// As the worker opens it: the history also tells what was received.
+	seen, err := OpenSeen(context.Background(), js.JS, SeenConfig{History: js.Stream.HistoryName})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/zohook/zohook/internal/events/eventstest"
 )
 
-// Two processes (two Seen values on one bucket, like two receivers) mark
+// Two processes (two Seen values on one bucket, like two workers) mark
 // the same record: the stored time only moves forward, whatever each one
 // remembers of its own last write.
 func TestMarkSeenOnlyMovesForwardAcrossProcesses(t *testing.T) {
@@ -179,8 +179,7 @@ func TestSeenCacheLRU(t *testing.T) {
 	}
 }
 
-// Concurrent marks (the receiver marks each stored notification from its
-// own goroutine) share their reads: 100 new records cost one write each and
+// Concurrent marks (each from its own goroutine) share their reads: 100 new records cost one write each and
 // a few batched reads, not a read each.
 func TestConcurrentMarksShareReads(t *testing.T) {
 	env := eventstest.Start(t)
