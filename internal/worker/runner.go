@@ -90,11 +90,15 @@ type Config struct {
 // event exactly until it is acknowledged). So an event that another
 // process still holds, or that waits for its retry, is never overtaken.
 type Runner struct {
-	cfg    Config
-	log    *slog.Logger
-	lanes  *lanes
-	sem    chan struct{}
-	stream jetstream.Stream
+	cfg   Config
+	log   *slog.Logger
+	lanes *lanes
+	sem   chan struct{}
+	// waiting bounds the lanes started but not yet holding a handler slot
+	// (see dispatch); a token is taken by dispatch and given back by the
+	// lane once it holds a slot or starts waiting for an older event.
+	waiting chan struct{}
+	stream  jetstream.Stream
 	// rctx is Run's context: when it ends, no event starts any more.
 	rctx context.Context
 
@@ -172,7 +176,8 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, lanes: newLanes(), sem: make(chan struct{}, cfg.Concurrency), parts: map[int]*partition{}}, nil
+	return &Runner{cfg: cfg, log: cfg.Logger, lanes: newLanes(), sem: make(chan struct{}, cfg.Concurrency),
+		waiting: make(chan struct{}, waitingLanes(cfg.Concurrency)), parts: map[int]*partition{}}, nil
 }
 
 // Run consumes the partitions assigned to this process until ctx ends,
@@ -439,7 +444,7 @@ func (r *Runner) dispatch(pt *partition, msg jetstream.Msg) {
 	switch adm {
 	case admitRun:
 		pt.wg.Add(1)
-		go r.runLane(pt, key, m)
+		go r.runLane(pt, key, m, r.awaitWaitingRoom())
 	case admitRefuse:
 		// Releasing the partition: its next holder takes it now rather than
 		// after the ack wait.
@@ -495,14 +500,70 @@ func (r *Runner) notePin(pt *partition, msg jetstream.Msg) {
 }
 
 // runLane handles m and then every message queued behind it for the record.
-func (r *Runner) runLane(pt *partition, key string, m *Message) {
+func (r *Runner) runLane(pt *partition, key string, m *Message, token bool) {
 	defer pt.wg.Done()
+	w := &waitToken{r: r, held: token}
+	defer w.release()
 	for m != nil {
-		if next := r.awaitOlder(pt, key, m); next != nil {
+		if next := r.awaitOlder(pt, key, m, w); next != nil {
 			m = next // an older event of the record arrived here: run it first
 			continue
 		}
-		m = r.lanes.done(key, m, r.handle(pt, m))
+		m = r.lanes.done(key, m, r.handle(pt, m, w))
+	}
+}
+
+// waitingLanes is how many lanes may wait for a handler slot before
+// dispatch slows down: enough to keep every slot busy.
+func waitingLanes(concurrency int) int { return max(16, 2*concurrency) }
+
+// maxDispatchWait bounds how long dispatch holds a delivery back while the
+// waiting room is full; past it the lane starts anyway. Well under the
+// pinned TTL (30 s) and the consumer's missed-heartbeat time: a consume
+// callback that stalls for long stops pulling, and a partition's pin
+// lapses without pulls. So the bound holds while handlers end within
+// seconds; when they hang on Zoho, one more lane per partition may start
+// every 5 s.
+const maxDispatchWait = 5 * time.Second
+
+// awaitWaitingRoom takes a waiting token, giving up after maxDispatchWait.
+//
+// Why: a delivery no lane holds starts a goroutine that waits for a
+// handler slot. Unbounded, a worker behind its load held every partition's
+// MaxAckPending of them (4,096 goroutines by default, measured), whose
+// stacks and events the garbage collector scanned on every cycle, while
+// the server tracked as many acks. Holding the consume callback back
+// instead makes JetStream keep the backlog. Only deliveries that would
+// start a lane wait: one queued behind its record's lane costs no
+// goroutine, and a lane waiting for an older event gives its token back,
+// so what dispatch waits for is running handlers, which always end.
+func (r *Runner) awaitWaitingRoom() bool {
+	select {
+	case r.waiting <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(maxDispatchWait)
+	defer t.Stop()
+	select {
+	case r.waiting <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-r.rctx.Done():
+	}
+	return false
+}
+
+// waitToken is a lane's waiting token (awaitWaitingRoom), given back once.
+type waitToken struct {
+	r    *Runner
+	held bool
+}
+
+func (w *waitToken) release() {
+	if w.held {
+		w.held = false
+		<-w.r.waiting
 	}
 }
 
@@ -510,7 +571,7 @@ func (r *Runner) runLane(pt *partition, key string, m *Message) {
 // holds an older event of m's record that this process does not hold. It
 // returns the message to run instead when such an older event arrives in
 // m's lane (m goes back in the queue).
-func (r *Runner) awaitOlder(pt *partition, key string, m *Message) *Message {
+func (r *Runner) awaitOlder(pt *partition, key string, m *Message, w *waitToken) *Message {
 	var stopKeep func()
 	defer func() {
 		if stopKeep != nil {
@@ -531,6 +592,7 @@ func (r *Runner) awaitOlder(pt *partition, key string, m *Message) *Message {
 			return r.lanes.yield(key, m)
 		}
 		if stopKeep == nil {
+			w.release() // this wait is not for a handler slot
 			r.logFor(m).Info("event waits for an older event of its record held elsewhere or waiting for its retry",
 				"event_id", m.Envelope.ID, "seq", m.Sequence, "older_seq", older)
 			stopKeep = r.keepAlive(m)
@@ -594,7 +656,7 @@ func (r *Runner) olderPending(pt *partition, m *Message) (uint64, error) {
 
 // handle runs one delivery and settles it; it reports whether the event was
 // nak'ed for a retry (which blocks its record's lane).
-func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
+func (r *Runner) handle(pt *partition, m *Message, w *waitToken) (retry bool) {
 	// Kept alive while it waits for a slot too: a wait longer than the ack
 	// wait would otherwise get it redelivered while this process holds it.
 	stop := r.keepAlive(m)
@@ -605,6 +667,7 @@ func (r *Runner) handle(pt *partition, m *Message) (retry bool) {
 	case <-r.rctx.Done():
 	case <-pt.stop:
 	}
+	w.release()
 	if r.rctx.Err() != nil || isClosed(pt.stop) {
 		// Releasing: only handlers already running may finish. Started now,
 		// it could still run when the partition's next holder gets it too;
