@@ -43,15 +43,16 @@ func (s *Server) crmNotify(c echo.Context) error {
 // that order: a wrong token gets 401 even when other fields are also wrong, so
 // an unauthenticated caller learns nothing about the expected shape.
 //
-// The body is decoded once (json.Unmarshal, which also checks it; the
-// affected field names are read in the same pass by affected.UnmarshalJSON).
-// What is stored is the body itself minus its token member, cut out at the
-// byte level: no second decode into a map and no re-encoding, except for
-// the rare callbacks that need them (several records, or no server_time).
+// The body is decoded once (decodeNotification: one walk over its members,
+// which also checks it). What is stored is the body itself minus its token
+// member, cut out at the byte level: no second decode into a map and no
+// re-encoding, except for the rare callbacks that need them (several
+// records, or no server_time).
 func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.Envelope, *RequestError) {
 	var n crmNotification
-	if err := decodeJSON(body, &n); err != nil {
-		return nil, err
+	members, err := decodeNotification(body, &n)
+	if err != nil {
+		return nil, decodeError(err)
 	}
 	conn, module, ok := s.cfg.CRMTokens.VerifyChannelToken(c.Request().Context(), string(n.ChannelID), n.Token)
 	if !ok {
@@ -73,8 +74,7 @@ func (s *Server) decodeCRMNotification(c echo.Context, body []byte) ([]*events.E
 		return nil, badRequest("invalid notification", FieldError{Field: "ids",
 			Message: "must have at most " + strconv.Itoa(s.cfg.MaxIDsPerNotification) + " items"})
 	}
-	members, ok := objectMembers(body)
-	if !ok { // the decoder accepted it as an object: cannot happen
+	if members == nil { // a null body, which json.Unmarshal accepts
 		return nil, badRequest("invalid JSON: not an object")
 	}
 	members = withoutToken(members)
@@ -192,7 +192,8 @@ func (a affected) forRecord(id string) []string {
 	return a.all
 }
 
-// UnmarshalJSON reads affected_fields while the notification is decoded.
+// UnmarshalJSON reads affected_fields while the notification is decoded
+// (by decodeNotification, or encoding/json for the bodies it hands over).
 // It never fails: a shape it does not know yields no names (the worker
 // re-reads the record anyway), as a wrong affected_fields must not cost
 // Zoho's callback a 400.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -93,4 +94,15 @@ func FuzzJSONScan(f *testing.F) {
 func compactEqual(a, b json.RawMessage) bool {
 	var x, y bytes.Buffer
 	return json.Compact(&x, a) == nil && json.Compact(&y, b) == nil && bytes.Equal(x.Bytes(), y.Bytes())
+}
+
+// objectMembers refuses what json.Valid refuses at its nesting limit.
+func TestObjectMembersNestingLimit(t *testing.T) {
+	for _, depth := range []int{maxNesting - 1, maxNesting, maxNesting + 1} {
+		inner := depth - 1 // the object itself is one level
+		b := []byte(`{"a":` + strings.Repeat("[", inner) + strings.Repeat("]", inner) + `}`)
+		if _, ok := objectMembers(b); ok != json.Valid(b) || ok != (depth <= maxNesting) {
+			t.Errorf("depth %d: objectMembers ok=%v, json.Valid %v", depth, ok, json.Valid(b))
+		}
+	}
 }

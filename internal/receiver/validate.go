@@ -103,17 +103,14 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decodeJSON decodes body into v and converts decoder errors into a 400 that
-// names the field when the decoder knows it.
-func decodeJSON(body []byte, v any) *RequestError {
-	if err := json.Unmarshal(body, v); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field != "" {
-			return badRequest("invalid body", FieldError{Field: ute.Field, Message: "must be " + jsonKind(ute.Type)})
-		}
-		return badRequest("invalid JSON: " + err.Error())
+// decodeError turns a decoder error into a 400 that names the field when
+// the decoder knows it.
+func decodeError(err error) *RequestError {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) && ute.Field != "" {
+		return badRequest("invalid body", FieldError{Field: ute.Field, Message: "must be " + jsonKind(ute.Type)})
 	}
-	return nil
+	return badRequest("invalid JSON: " + err.Error())
 }
 
 func jsonKind(t reflect.Type) string {
