@@ -158,7 +158,7 @@ func (rs *RecordState) Flush() {
 	if rs == nil || len(rs.pending.Writes) == 0 && len(rs.pending.Handled) == 0 {
 		return
 	}
-	rs.g.updateAt(rs.key, rs.s, rs.pending, rs.rev)
+	rs.g.updateAt(rs.key, rs.s, rs.pending, rs.rev, true)
 	rs.pending = recordState{}
 }
 
@@ -271,12 +271,14 @@ func (g *LoopGuard) Remember(conn, module, id string, values map[string]any, mod
 
 // update adds marks: visible to this process at once, written to NATS in
 // the background (merged with what others wrote, compare-and-set).
-func (g *LoopGuard) update(key string, add recordState) { g.updateAt(key, recordState{}, add, 0) }
+func (g *LoopGuard) update(key string, add recordState) {
+	g.updateAt(key, recordState{}, add, 0, false)
+}
 
-// updateAt is update knowing the entry (base, read at revision rev; 0:
-// unknown): the write then needs no read first unless another worker
-// wrote meanwhile.
-func (g *LoopGuard) updateAt(key string, base, add recordState, rev uint64) {
+// updateAt is update knowing the entry when known (base, read at revision
+// rev; 0: there was none): the write then needs no read first unless
+// another worker wrote meanwhile.
+func (g *LoopGuard) updateAt(key string, base, add recordState, rev uint64, known bool) {
 	g.mu.Lock()
 	l := g.local[key]
 	if l == nil {
@@ -290,7 +292,7 @@ func (g *LoopGuard) updateAt(key string, base, add recordState, rev uint64) {
 		defer g.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := g.store(ctx, key, base, add, rev); err != nil {
+		if err := g.store(ctx, key, base, add, rev, known); err != nil {
 			g.log.Warn("loop guard not updated in NATS; other workers may not see zohook's write or a handled change", "key", key, "err", err)
 			return
 		}
@@ -311,12 +313,13 @@ func (g *LoopGuard) updateAt(key string, base, add recordState, rev uint64) {
 // Wait waits for background writes (tests, shutdown).
 func (g *LoopGuard) Wait() { g.wg.Wait() }
 
-func (g *LoopGuard) store(ctx context.Context, key string, base, add recordState, knownRev uint64) error {
+func (g *LoopGuard) store(ctx context.Context, key string, base, add recordState, knownRev uint64, known bool) error {
 	for try := 0; try < 10; try++ {
-		// First with what the event read (no read of our own); after a
-		// conflict (another worker wrote) from a fresh read.
+		// First with what the event read (no read of our own, also when it
+		// found no entry: a record's first event then costs a create
+		// alone); after a conflict (another worker wrote) from a fresh read.
 		cur, rev := base, knownRev
-		if rev == 0 || try > 0 {
+		if !known || try > 0 {
 			var err error
 			if cur, rev, err = g.get(ctx, key); err != nil {
 				return err
