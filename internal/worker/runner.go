@@ -444,7 +444,7 @@ func (r *Runner) dispatch(pt *partition, msg jetstream.Msg) {
 	switch adm {
 	case admitRun:
 		pt.wg.Add(1)
-		go r.runLane(pt, key, m, r.awaitWaitingRoom())
+		go r.runLane(pt, key, m, r.awaitWaitingRoom(pt))
 	case admitRefuse:
 		// Releasing the partition: its next holder takes it now rather than
 		// after the ack wait.
@@ -526,7 +526,8 @@ func waitingLanes(concurrency int) int { return max(16, 2*concurrency) }
 // every 5 s.
 const maxDispatchWait = 5 * time.Second
 
-// awaitWaitingRoom takes a waiting token, giving up after maxDispatchWait.
+// awaitWaitingRoom takes a waiting token, giving up after maxDispatchWait
+// or when the worker stops or lets pt go (the lane then releases m).
 //
 // Why: a delivery no lane holds starts a goroutine that waits for a
 // handler slot. Unbounded, a worker behind its load held every partition's
@@ -537,7 +538,7 @@ const maxDispatchWait = 5 * time.Second
 // start a lane wait: one queued behind its record's lane costs no
 // goroutine, and a lane waiting for an older event gives its token back,
 // so what dispatch waits for is running handlers, which always end.
-func (r *Runner) awaitWaitingRoom() bool {
+func (r *Runner) awaitWaitingRoom(pt *partition) bool {
 	select {
 	case r.waiting <- struct{}{}:
 		return true
@@ -550,6 +551,7 @@ func (r *Runner) awaitWaitingRoom() bool {
 		return true
 	case <-t.C:
 	case <-r.rctx.Done():
+	case <-pt.stop:
 	}
 	return false
 }
