@@ -41,6 +41,37 @@ func TestSubjectScheme(t *testing.T) {
 	if events.RecordFilter(a) != events.RecordFilter(b) {
 		t.Fatalf("record filters differ: %s %s", events.RecordFilter(a), events.RecordFilter(b))
 	}
+	// A source's filter matches that source's events of the record only.
+	f := events.SourceRecordFilter(events.SourceCRMNotify, "default", "DEALS", "42")
+	if !subjectMatches(f, events.Subject(a, 16)) || !subjectMatches(f, events.Subject(b, 16)) {
+		t.Fatalf("%s does not match %s and %s", f, events.Subject(a, 16), events.Subject(b, 16))
+	}
+	for _, other := range []func(*events.Envelope){
+		func(e *events.Envelope) { e.Source = events.SourceCRMWorkflow },
+		func(e *events.Envelope) { e.RecordID = "421" },
+		func(e *events.Envelope) { e.Connection = "eu" },
+		func(e *events.Envelope) { e.Module = "Leads" },
+	} {
+		e := sample("3", "42")
+		other(e)
+		if subjectMatches(f, events.Subject(e, 16)) {
+			t.Fatalf("%s matches %s", f, events.Subject(e, 16))
+		}
+	}
+}
+
+// subjectMatches is NATS's subject matching for filters without ">".
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	if len(ft) != len(st) {
+		return false
+	}
+	for i := range ft {
+		if ft[i] != "*" && ft[i] != st[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func TestDeriveIDDeterministic(t *testing.T) {

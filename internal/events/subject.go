@@ -51,6 +51,13 @@ func RecordFilter(e *Envelope) string {
 	return SubjectPrefix + ".*.*." + Token(e.Connection) + "." + Token(ModuleKey(e.Module)) + ".*.*." + Token(e.RecordID)
 }
 
+// SourceRecordFilter is RecordFilter narrowed to one source: the events of
+// one record (connection, module, id) that source delivered.
+func SourceRecordFilter(source Source, conn, module, id string) string {
+	kind, sub, _ := strings.Cut(string(source), ".")
+	return SubjectPrefix + "." + Token(kind) + "." + Token(sub) + "." + Token(conn) + "." + Token(ModuleKey(module)) + ".*.*." + Token(id)
+}
+
 // Partition returns the ordering partition of the envelope's record.
 func Partition(e *Envelope, partitions int) int {
 	if partitions <= 1 {

@@ -170,9 +170,7 @@ func (s *Seen) lastReceived(ctx context.Context, conn, module, id string) (time.
 	if conn == "" {
 		conn = "default" // as the receiver attributes events (and seenKey)
 	}
-	kind, sub, _ := strings.Cut(string(events.SourceCRMNotify), ".")
-	filter := strings.Join([]string{events.SubjectPrefix, kind, sub, events.Token(conn),
-		events.Token(events.ModuleKey(module)), "*", "*", events.Token(id)}, ".")
+	filter := events.SourceRecordFilter(events.SourceCRMNotify, conn, module, id)
 	m, err := s.history.GetLastMsgForSubject(ctx, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return time.Time{}, false, nil
