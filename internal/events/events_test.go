@@ -168,16 +168,24 @@ func TestPartitionConsumersAndHistory(t *testing.T) {
 	}
 	p := events.Partition(e, env.Stream.Partitions)
 	for i, c := range cons {
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		want := uint64(0)
 		if i == p {
 			want = 1
 		}
-		if info.NumPending != want {
-			t.Fatalf("partition %d pending %d, want %d", i, info.NumPending, want)
+		// A consumer learns of a stored message a moment after the
+		// publisher's ack: wait for it rather than read it once.
+		var pending uint64
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			info, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pending = info.NumPending; pending == want || time.Now().After(deadline) {
+				break
+			}
+		}
+		if pending != want {
+			t.Fatalf("partition %d pending %d, want %d", i, pending, want)
 		}
 	}
 	// The message reaches a pull from the workers' priority group.
